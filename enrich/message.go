@@ -1,0 +1,21 @@
+package enrich
+
+import "time"
+
+// Message is a Pub/Sub message as Pub/Sub delivers it to a push endpoint.
+// Data is declared as []byte so that encoding/json does the base64.
+type Message struct {
+	Data        []byte            `json:"data,omitempty"`
+	Attributes  map[string]string `json:"attributes,omitempty"`
+	MessageID   string            `json:"messageId"`
+	PublishTime time.Time         `json:"publishTime"`
+	OrderingKey string            `json:"orderingKey,omitempty"`
+}
+
+// PushEnvelope is the body of a Pub/Sub push request, and the data of the
+// CloudEvent that Eventarc delivers for a Pub/Sub trigger.
+type PushEnvelope struct {
+	Message         Message `json:"message"`
+	Subscription    string  `json:"subscription,omitempty"`
+	DeliveryAttempt int     `json:"deliveryAttempt,omitempty"`
+}

@@ -2,6 +2,7 @@ package enrich
 
 import (
 	"encoding/json"
+	"slices"
 	"time"
 )
 
@@ -36,4 +37,89 @@ type ErrorRecord struct {
 	Subscription string            `json:"subscription,omitempty"`
 	Reason       Reason            `json:"reason"`
 	ErrorMessage string            `json:"error_message"`
+}
+
+// MetaInfo describes the metadata version a row was enriched with.
+type MetaInfo struct {
+	Version  int64     // GCS generation, or the local file's version
+	LoadedAt time.Time // when that version was loaded
+}
+
+// BuildRow builds the row of event ev from message env, joined with device
+// dev. A nil dev is an unknown device: the row has DeviceFound false, empty
+// location columns and null DeviceMetadata. Attributes become a JSON object
+// ({} when there are none) with sorted keys; the event time falls back to
+// the publish time. Times are in UTC.
+func BuildRow(env *PushEnvelope, ev Event, dev *Device, meta MetaInfo, now time.Time) Row {
+	row := Row{
+		MessageID:        env.Message.MessageID,
+		Subscription:     env.Subscription,
+		PublishTime:      env.Message.PublishTime.UTC(),
+		EventTime:        ev.EventTime.UTC(),
+		DeviceID:         ev.DeviceID,
+		Payload:          ev.Payload,
+		Attributes:       attributesJSON(env.Message.Attributes),
+		MetadataVersion:  meta.Version,
+		MetadataLoadedAt: meta.LoadedAt.UTC(),
+		IngestTime:       now.UTC(),
+	}
+	if ev.EventTime.IsZero() {
+		row.EventTime = row.PublishTime
+	}
+	if dev != nil {
+		row.DeviceFound = true
+		row.AssetTag = dev.AssetTag
+		row.LocationID = dev.LocationID
+		row.TenantName = dev.TenantName
+		row.DeviceMetadata = dev.Metadata
+	}
+	return row
+}
+
+// attributesJSON returns attrs as a JSON object with sorted keys.
+func attributesJSON(attrs map[string]string) json.RawMessage {
+	if len(attrs) == 0 {
+		return json.RawMessage("{}")
+	}
+	var stack [8]string
+	keys := stack[:0]
+	size := 2
+	for k, v := range attrs {
+		keys = append(keys, k)
+		size += len(k) + len(v) + 6
+	}
+	slices.Sort(keys)
+	out := make([]byte, 0, size)
+	out = append(out, '{')
+	for i, k := range keys {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out, _ = appendString(out, k)
+		out = append(out, ':')
+		out, _ = appendString(out, attrs[k])
+	}
+	return append(out, '}')
+}
+
+// NewErrorRecord builds the error record of a message that failed
+// permanently with err. raw is the payload to keep: the message data, or
+// the whole request body when the envelope did not decode; nil means
+// env's data. env may be nil. The reason is err's Reason, empty when err is
+// not a *PermanentError.
+func NewErrorRecord(env *PushEnvelope, raw []byte, err error, now time.Time) ErrorRecord {
+	rec := ErrorRecord{Timestamp: now.UTC(), Payload: raw}
+	if env != nil {
+		rec.Attributes = env.Message.Attributes
+		rec.MessageID = env.Message.MessageID
+		rec.Subscription = env.Subscription
+		if raw == nil {
+			rec.Payload = env.Message.Data
+		}
+	}
+	if err != nil {
+		rec.Reason, _ = ReasonOf(err)
+		rec.ErrorMessage = err.Error()
+	}
+	return rec
 }

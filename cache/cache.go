@@ -1,0 +1,263 @@
+// Package cache holds a value shared by all invocations of a process, loaded
+// from a Source and refreshed stale-while-revalidate.
+//
+// A Cache is safe for concurrent use. Readers get an immutable *Snapshot
+// through an atomic pointer: a Get on a fresh value takes no lock and does
+// not allocate. The first Get loads the value, and concurrent callers share
+// that one load. Afterwards Get never waits: once the value is older than the
+// TTL, the Get that notices starts one background refresh and returns the
+// current snapshot at once. A refresh asks the source for its version first
+// and downloads only when the version changed. A failed or rejected refresh
+// keeps the last good value and backs off; past MaxStaleness, Get fails with
+// ErrStale.
+//
+// There is no janitor goroutine (Cloud Run throttles CPU outside requests):
+// refreshes start only from Get and Miss, and run under the triggering
+// context's values without its cancellation, bounded by LoadTimeout.
+//
+// Log lines (log/slog, attributes source, generation, ...): INFO "metadata
+// loaded" once per new version (size, bytes, duration_ms and Config.Describe's
+// attributes), DEBUG "metadata unchanged" per metadata-only check, WARNING
+// "metadata refresh failed" (error, age, retry_in), ERROR "metadata rejected"
+// when the guard refuses a version, ERROR "metadata load failed" when the
+// first load fails.
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+)
+
+// Defaults for the zero values of Config's fields.
+const (
+	defaultTTL          = time.Hour
+	defaultMaxStaleness = 24 * time.Hour
+	defaultMaxShrink    = 0.5
+	defaultMissInterval = time.Minute
+	defaultLoadTimeout  = 2 * time.Minute
+	defaultBackoff      = 30 * time.Second
+)
+
+// coldRetryInterval is how long a failed first load is reported to later
+// callers before Get tries the source again, so that a burst of requests at a
+// cold start with the source down does not turn into a burst of loads.
+const coldRetryInterval = time.Second
+
+// ErrStale is wrapped by the error Get returns when the value was last
+// confirmed current longer than MaxStaleness ago.
+var ErrStale = errors.New("cache: value is stale")
+
+// ErrRejected is wrapped by the refresh error when a new version fails the
+// guard (no entries, or shrunk by more than MaxShrink).
+var ErrRejected = errors.New("cache: new version rejected")
+
+// Config configures a Cache. Source and Parse are required; zero values of
+// the other fields mean the defaults given.
+type Config[T any] struct {
+	// Source is where the value's bytes come from. Required.
+	Source Source
+	// Parse turns one version's bytes into a value. Required. A panic in
+	// Parse fails that load like an error does.
+	Parse func(r io.Reader, v Version) (T, error)
+	// Size counts the entries of a value, for the guard and the logs; nil
+	// disables the guard.
+	Size func(T) int
+	// Describe returns extra attributes for the load log line (for example
+	// how many blank or duplicate ids were skipped); may be nil.
+	Describe func(T) []slog.Attr
+
+	// TTL is the age (since the last good load or check) after which a Get
+	// starts a background refresh. Default 1h; never above MaxStaleness.
+	TTL time.Duration
+	// MaxStaleness is the age past which Get returns an error wrapping
+	// ErrStale. Default 24h.
+	MaxStaleness time.Duration
+	// MaxShrink rejects a new value whose Size is below (1-MaxShrink) times
+	// the current one; 1 or more allows any shrink. A Size of 0 is always
+	// rejected. Default 0.5.
+	MaxShrink float64
+	// MissInterval bounds Miss to one early version check per interval.
+	// Default 1m.
+	MissInterval time.Duration
+	// LoadTimeout bounds every load and refresh. Default 2m.
+	LoadTimeout time.Duration
+	// Backoff is the wait after a failed refresh before the next attempt,
+	// doubled per consecutive failure and capped at TTL. Default 30s.
+	Backoff time.Duration
+
+	Now    func() time.Time // nil means time.Now
+	Logger *slog.Logger     // nil means slog.Default()
+}
+
+// Cache is a value loaded from a Source and shared across invocations. It is
+// safe for concurrent use; see the package documentation for the contract.
+type Cache[T any] struct {
+	cfg Config[T]
+
+	cur        atomic.Pointer[Snapshot[T]]
+	cold       singleflight.Group          // the first load
+	coldErr    atomic.Pointer[coldFailure] // the last failed first load
+	refreshing atomic.Bool                 // a background refresh is running
+	retryAt    atomic.Int64                // unix ns: no refresh starts before (backoff)
+	failStreak atomic.Int64                // consecutive failed loads
+	lastMiss   atomic.Int64                // unix ns of the last check started by Miss
+	lastErr    atomic.Pointer[string]      // the last failure, until a success
+
+	loads, checks, downloads, failures, rejections atomic.Int64
+
+	mu      sync.Mutex // guards running
+	idle    sync.Cond  // signalled when running drops to 0
+	running int        // loads and refreshes in progress, for Wait
+}
+
+type coldFailure struct {
+	err error
+	at  time.Time
+}
+
+// New returns a Cache for cfg. It does no I/O: the first Get loads. It panics
+// if cfg.Source or cfg.Parse is nil.
+func New[T any](cfg Config[T]) *Cache[T] {
+	if cfg.Source == nil || cfg.Parse == nil {
+		panic("cache: Config.Source and Config.Parse are required")
+	}
+	setDefault(&cfg.TTL, defaultTTL)
+	setDefault(&cfg.MaxStaleness, defaultMaxStaleness)
+	setDefault(&cfg.MaxShrink, defaultMaxShrink)
+	setDefault(&cfg.MissInterval, defaultMissInterval)
+	setDefault(&cfg.LoadTimeout, defaultLoadTimeout)
+	setDefault(&cfg.Backoff, defaultBackoff)
+	cfg.TTL = min(cfg.TTL, cfg.MaxStaleness)
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	c := &Cache[T]{cfg: cfg}
+	c.idle.L = &c.mu
+	return c
+}
+
+func setDefault[V time.Duration | float64](p *V, def V) {
+	if *p <= 0 {
+		*p = def
+	}
+}
+
+// Get returns the current snapshot. The first call loads it, waiting at most
+// until ctx is done (the load itself goes on for other callers). Once a value
+// is loaded Get never waits: if the value is older than TTL it starts a
+// background refresh and returns the current snapshot; if it is older than
+// MaxStaleness it returns an error wrapping ErrStale instead. A failed first
+// load is returned as is, and reported to later callers for one second
+// before the source is tried again.
+func (c *Cache[T]) Get(ctx context.Context) (*Snapshot[T], error) {
+	s := c.cur.Load()
+	if s == nil {
+		return c.load(ctx)
+	}
+	age := c.cfg.Now().Sub(s.CheckedAt)
+	if age < c.cfg.TTL {
+		return s, nil
+	}
+	if age > c.cfg.MaxStaleness {
+		err := c.staleError(age) // before the refresh can clear the last error
+		c.startRefresh(ctx, c.cfg.TTL)
+		return nil, err
+	}
+	c.startRefresh(ctx, c.cfg.TTL)
+	return s, nil
+}
+
+// load performs the first load, shared by concurrent callers.
+func (c *Cache[T]) load(ctx context.Context) (*Snapshot[T], error) {
+	if f := c.coldErr.Load(); f != nil && c.cfg.Now().Sub(f.at) < coldRetryInterval {
+		return nil, f.err
+	}
+	c.begin()
+	ch := c.cold.DoChan("load", func() (any, error) {
+		// singleflight merges only overlapping calls: a flight that
+		// starts just after another published must not load again.
+		if s := c.cur.Load(); s != nil {
+			return s, nil
+		}
+		return c.refresh(ctx, nil)
+	})
+	select {
+	case r := <-ch:
+		c.end()
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(*Snapshot[T]), nil
+	case <-ctx.Done():
+		go func() { <-ch; c.end() }()
+		return nil, fmt.Errorf("load %s: %w", c.cfg.Source, ctx.Err())
+	}
+}
+
+// Miss records that a lookup in the current value missed: the source may
+// have a newer version. It starts a background version check unless the
+// value was confirmed or Miss started a check less than MissInterval ago, a
+// refresh is running, or a failed refresh is backing off. It never waits.
+func (c *Cache[T]) Miss() {
+	s := c.cur.Load()
+	if s == nil {
+		return
+	}
+	now := c.cfg.Now()
+	last := c.lastMiss.Load()
+	if now.Sub(s.CheckedAt) < c.cfg.MissInterval || now.UnixNano()-last < int64(c.cfg.MissInterval) {
+		return
+	}
+	if c.lastMiss.CompareAndSwap(last, now.UnixNano()) {
+		c.startRefresh(context.Background(), c.cfg.MissInterval)
+	}
+}
+
+// Wait blocks until no load or refresh started by Get or Miss is running:
+// for tests and shutdown.
+func (c *Cache[T]) Wait() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for c.running > 0 {
+		c.idle.Wait()
+	}
+}
+
+func (c *Cache[T]) begin() {
+	c.mu.Lock()
+	c.running++
+	c.mu.Unlock()
+}
+
+func (c *Cache[T]) end() {
+	c.mu.Lock()
+	c.running--
+	if c.running == 0 {
+		c.idle.Broadcast()
+	}
+	c.mu.Unlock()
+}
+
+func (c *Cache[T]) staleError(age time.Duration) error {
+	err := fmt.Errorf("%w: %s last confirmed %s ago (max staleness %s)",
+		ErrStale, c.cfg.Source, age, c.cfg.MaxStaleness)
+	if last := c.lastErr.Load(); last != nil {
+		err = fmt.Errorf("%w; last error: %s", err, *last)
+	}
+	return err
+}
+
+func (c *Cache[T]) logger() *slog.Logger {
+	if c.cfg.Logger != nil {
+		return c.cfg.Logger
+	}
+	return slog.Default()
+}

@@ -1,0 +1,20 @@
+package cache
+
+import (
+	"context"
+	"time"
+)
+
+// Running reports how many loads and refreshes are in progress, counting
+// each caller waiting for a shared first load.
+func Running[T any](c *Cache[T]) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.running
+}
+
+// StartRefresh calls startRefresh as a Get or Miss that saw an old snapshot
+// would, possibly after another refresh already replaced it.
+func StartRefresh[T any](c *Cache[T], minAge time.Duration) bool {
+	return c.startRefresh(context.Background(), minAge)
+}

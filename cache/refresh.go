@@ -1,0 +1,211 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+)
+
+// startRefresh starts a background refresh unless one is running, a failed
+// refresh is backing off, or the value was confirmed less than minAge ago.
+// The checks are repeated after winning the flag, so callers that all saw
+// the same expired snapshot start exactly one refresh.
+func (c *Cache[T]) startRefresh(ctx context.Context, minAge time.Duration) bool {
+	if c.cfg.Now().UnixNano() < c.retryAt.Load() || !c.refreshing.CompareAndSwap(false, true) {
+		return false
+	}
+	now := c.cfg.Now()
+	cur := c.cur.Load()
+	if now.UnixNano() < c.retryAt.Load() || now.Sub(cur.CheckedAt) < minAge {
+		c.refreshing.Store(false)
+		return false
+	}
+	c.begin()
+	go func() {
+		defer c.end()
+		defer c.refreshing.Store(false) // runs first: the flag drops before Wait returns
+		c.refresh(ctx, cur)
+	}()
+	return true
+}
+
+// refresh brings the value up to date with the source and records the
+// outcome. cur is the snapshot it replaces, nil for the first load. It runs
+// under ctx's values without its cancellation, bounded by LoadTimeout.
+func (c *Cache[T]) refresh(ctx context.Context, cur *Snapshot[T]) (*Snapshot[T], error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.LoadTimeout)
+	defer cancel()
+	s, err := c.update(ctx, cur)
+	if err != nil {
+		c.fail(ctx, cur, err)
+		return nil, err
+	}
+	return s, nil
+}
+
+// update asks the source for its version: unchanged, it confirms cur;
+// changed, it downloads. If the version is replaced between the two, it
+// asks again and retries once.
+func (c *Cache[T]) update(ctx context.Context, cur *Snapshot[T]) (*Snapshot[T], error) {
+	for attempt := 1; ; attempt++ {
+		v, err := c.cfg.Source.Stat(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("stat %s: %w", c.cfg.Source, err)
+		}
+		if cur != nil && v.Same(cur.Version) {
+			return c.confirm(ctx, cur), nil
+		}
+		s, err := c.fetch(ctx, cur, v)
+		if attempt == 1 && errors.Is(err, ErrVersionGone) {
+			continue
+		}
+		return s, err
+	}
+}
+
+// confirm publishes cur again with a new CheckedAt: a metadata-only check.
+func (c *Cache[T]) confirm(ctx context.Context, cur *Snapshot[T]) *Snapshot[T] {
+	s := *cur
+	s.CheckedAt = c.cfg.Now()
+	c.publish(&s)
+	c.checks.Add(1)
+	c.logger().LogAttrs(ctx, slog.LevelDebug, "metadata unchanged",
+		slog.String("source", c.cfg.Source.String()),
+		slog.Int64("generation", s.Version.Generation),
+		slog.String("loaded_age", s.CheckedAt.Sub(s.LoadedAt).String()))
+	return &s
+}
+
+// fetch downloads and parses version v, checks it against the guard and
+// publishes it.
+func (c *Cache[T]) fetch(ctx context.Context, cur *Snapshot[T], v Version) (*Snapshot[T], error) {
+	start := time.Now()
+	value, n, err := c.download(ctx, v)
+	if err != nil {
+		return nil, err
+	}
+	size := c.size(value)
+	if err := c.guard(cur, v, size); err != nil {
+		c.rejections.Add(1)
+		return nil, err
+	}
+	now := c.cfg.Now()
+	s := &Snapshot[T]{Value: value, Version: v, LoadedAt: now, CheckedAt: now, size: size}
+	c.publish(s)
+	c.loads.Add(1)
+	attrs := []slog.Attr{
+		slog.String("source", c.cfg.Source.String()),
+		slog.Int64("generation", v.Generation),
+		slog.Int("size", size),
+		slog.Int64("bytes", n),
+		slog.Int64("duration_ms", time.Since(start).Milliseconds()),
+	}
+	if cur != nil {
+		attrs = append(attrs, slog.Int64("previous_generation", cur.Version.Generation))
+	}
+	if c.cfg.Describe != nil {
+		attrs = append(attrs, c.cfg.Describe(value)...)
+	}
+	c.logger().LogAttrs(ctx, slog.LevelInfo, "metadata loaded", attrs...)
+	return s, nil
+}
+
+// download opens version v and parses it, counting the raw bytes read.
+func (c *Cache[T]) download(ctx context.Context, v Version) (value T, n int64, err error) {
+	rc, err := c.cfg.Source.Open(ctx, v)
+	if err != nil {
+		return value, 0, fmt.Errorf("open %s generation %d: %w", c.cfg.Source, v.Generation, err)
+	}
+	defer rc.Close()
+	c.downloads.Add(1)
+	r := &countingReader{r: rc}
+	value, err = c.parse(r, v)
+	if err != nil {
+		return value, r.n, fmt.Errorf("parse %s generation %d: %w", c.cfg.Source, v.Generation, err)
+	}
+	return value, r.n, nil
+}
+
+// parse calls Parse, turning a panic into an error: a file that trips a
+// parser bug must fail one refresh, not crash every instance that loads it.
+func (c *Cache[T]) parse(r io.Reader, v Version) (value T, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("parser panic: %v", p)
+		}
+	}()
+	return c.cfg.Parse(r, v)
+}
+
+// guard rejects a new value with no entries, or with fewer than
+// (1-MaxShrink) times the current value's entries.
+func (c *Cache[T]) guard(cur *Snapshot[T], v Version, size int) error {
+	if c.cfg.Size == nil {
+		return nil
+	}
+	if size == 0 {
+		return fmt.Errorf("%w: %s generation %d has no entries", ErrRejected, c.cfg.Source, v.Generation)
+	}
+	if cur != nil && float64(size) < (1-c.cfg.MaxShrink)*float64(cur.size) {
+		return fmt.Errorf("%w: %s generation %d has %d entries, down from %d (max shrink %g)",
+			ErrRejected, c.cfg.Source, v.Generation, size, cur.size, c.cfg.MaxShrink)
+	}
+	return nil
+}
+
+func (c *Cache[T]) size(value T) int {
+	if c.cfg.Size == nil {
+		return 0
+	}
+	return c.cfg.Size(value)
+}
+
+// publish makes s the current snapshot and clears the failure state.
+func (c *Cache[T]) publish(s *Snapshot[T]) {
+	c.cur.Store(s)
+	c.failStreak.Store(0)
+	c.retryAt.Store(0)
+	c.lastErr.Store(nil)
+}
+
+// fail records a failed load or refresh: counters, backoff and one log line
+// (ERROR for a first load or a rejected version, else WARNING).
+func (c *Cache[T]) fail(ctx context.Context, cur *Snapshot[T], err error) {
+	now := c.cfg.Now()
+	c.failures.Add(1)
+	msg := err.Error()
+	c.lastErr.Store(&msg)
+	delay := c.backoff(c.failStreak.Add(1))
+	c.retryAt.Store(now.Add(delay).UnixNano())
+	attrs := []slog.Attr{
+		slog.String("source", c.cfg.Source.String()),
+		slog.String("error", msg),
+	}
+	if cur == nil {
+		c.coldErr.Store(&coldFailure{err: err, at: now})
+		c.logger().LogAttrs(ctx, slog.LevelError, "metadata load failed", attrs...)
+		return
+	}
+	attrs = append(attrs,
+		slog.Int64("generation", cur.Version.Generation),
+		slog.String("age", now.Sub(cur.CheckedAt).String()),
+		slog.String("retry_in", delay.String()))
+	level, text := slog.LevelWarn, "metadata refresh failed"
+	if errors.Is(err, ErrRejected) {
+		level, text = slog.LevelError, "metadata rejected"
+	}
+	c.logger().LogAttrs(ctx, level, text, attrs...)
+}
+
+// backoff is the wait after the n-th consecutive failure: Backoff doubled
+// n-1 times, capped at TTL.
+func (c *Cache[T]) backoff(n int64) time.Duration {
+	d := c.cfg.Backoff
+	for i := int64(1); i < n && d < c.cfg.TTL; i++ {
+		d *= 2
+	}
+	return min(d, c.cfg.TTL)
+}

@@ -1,0 +1,281 @@
+package cache_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/devicestream/enrichevent/cache"
+)
+
+// 4. A failed refresh keeps the last good value and logs why, and how old
+// the value is.
+func TestFailedRefreshKeepsLastGood(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		breakIt   func(f *fixture)
+		wantMsg   string
+		wantLevel string
+		wantErr   string
+	}{
+		{"source down", func(f *fixture) { f.fs.remove(fileName) }, "metadata refresh failed", "WARN", "file does not exist"},
+		{"parse error", func(f *fixture) { f.write("d0\nd1\nd2\nd3") }, "metadata refresh failed", "WARN", "partial last line"},
+		{"parser panic", func(f *fixture) { f.write("panic\n") }, "metadata refresh failed", "WARN", "parser panic: parser bug"},
+		{"rejected", func(f *fixture) { f.write("") }, "metadata rejected", "ERROR", "no entries"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, lines(3), nil)
+			first := f.get()
+			tc.breakIt(f)
+			f.clock.Advance(time.Hour)
+			if s := f.settle(); s != first {
+				t.Errorf("Get() after TTL = %p, want the last good snapshot %p", s, first)
+			}
+			if s := f.get(); s != first {
+				t.Errorf("Get() after failed refresh = %p, want the last good snapshot %p", s, first)
+			}
+			st := f.c.Stats()
+			if st.Failures != 1 || !strings.Contains(st.LastError, tc.wantErr) {
+				t.Errorf("Stats() Failures, LastError = %d, %q, want 1, containing %q", st.Failures, st.LastError, tc.wantErr)
+			}
+			recs := f.logs.records(t, tc.wantMsg)
+			if len(recs) != 1 {
+				t.Fatalf("%d %q log lines, want 1", len(recs), tc.wantMsg)
+			}
+			rec := recs[0]
+			if rec["level"] != tc.wantLevel || rec["age"] != "1h0m0s" || !strings.Contains(rec["error"].(string), tc.wantErr) {
+				t.Errorf("log line = %v, want level %s, age 1h0m0s, error containing %q", rec, tc.wantLevel, tc.wantErr)
+			}
+		})
+	}
+}
+
+// 4. After a failure, attempts back off: Backoff, doubling, capped at TTL.
+func TestFailedRefreshBacksOff(t *testing.T) {
+	f := newFixture(t, lines(3), func(c *cache.Config[[]string]) { c.TTL = 2 * time.Minute })
+	f.get()
+	f.fs.remove(fileName)
+	f.clock.Advance(2 * time.Minute)
+	f.settle() // first failure
+	stats := int64(2)
+	for _, wait := range []time.Duration{30 * time.Second, time.Minute, 2 * time.Minute, 2 * time.Minute} {
+		f.clock.Advance(wait - 1)
+		f.settle()
+		f.settle()
+		f.wantCalls(stats, 1)
+		f.clock.Advance(1)
+		f.settle()
+		stats++
+		f.wantCalls(stats, 1)
+	}
+	f.write(lines(3))
+	f.clock.Advance(2 * time.Minute)
+	f.settle()
+	if st := f.c.Stats(); st.Failures != 5 || st.LastError != "" || st.Loads != 2 {
+		t.Errorf("Stats() Failures, LastError, Loads = %d, %q, %d, want 5, \"\", 2", st.Failures, st.LastError, st.Loads)
+	}
+	// A success resets the backoff: the next failure waits Backoff again.
+	f.fs.remove(fileName)
+	f.clock.Advance(2 * time.Minute)
+	f.settle()
+	f.clock.Advance(30 * time.Second)
+	f.settle()
+	f.wantCalls(stats+3, 2)
+}
+
+// 5. A new version with no entries, or shrunk by more than MaxShrink, is
+// rejected and the old value stays.
+func TestGuard(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		maxShrink float64
+		noSize    bool
+		newLines  int
+		rejected  bool
+	}{
+		{"empty", 0, false, 0, true},
+		{"shrunk past max", 0, false, 4, true},
+		{"shrunk to max", 0, false, 5, false},
+		{"grown", 0, false, 20, false},
+		{"shrunk within a wider max", 0.9, false, 1, false},
+		{"empty with a wider max", 0.9, false, 0, true},
+		{"any shrink allowed", 1, false, 1, false},
+		{"no Size, no guard", 0, true, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, lines(10), func(c *cache.Config[[]string]) {
+				c.MaxShrink = tc.maxShrink
+				if tc.noSize {
+					c.Size = nil
+				}
+			})
+			f.get()
+			f.write(lines(tc.newLines))
+			f.clock.Advance(time.Hour)
+			f.settle()
+			want, wantRejections := tc.newLines, int64(0)
+			if tc.rejected {
+				want, wantRejections = 10, 1
+			}
+			if s := f.get(); len(s.Value) != want {
+				t.Errorf("Get().Value has %d lines, want %d", len(s.Value), want)
+			}
+			st := f.c.Stats()
+			if st.Rejections != wantRejections || st.Failures != wantRejections {
+				t.Errorf("Stats() Rejections, Failures = %d, %d, want %d, %d", st.Rejections, st.Failures, wantRejections, wantRejections)
+			}
+			if tc.rejected && !strings.Contains(st.LastError, cache.ErrRejected.Error()) {
+				t.Errorf("Stats().LastError = %q, want it to wrap ErrRejected", st.LastError)
+			}
+			if n := len(f.logs.records(t, "metadata rejected")); n != int(wantRejections) {
+				t.Errorf("%d \"metadata rejected\" log lines, want %d", n, wantRejections)
+			}
+		})
+	}
+}
+
+// 5. The guard applies to the first load too: an empty file is an error.
+func TestGuardRejectsEmptyFirstLoad(t *testing.T) {
+	f := newFixture(t, "", nil)
+	f.write("")
+	if _, err := f.c.Get(context.Background()); !errors.Is(err, cache.ErrRejected) {
+		t.Errorf("Get() error = %v, want ErrRejected", err)
+	}
+}
+
+// 6. Past MaxStaleness without a good check, Get fails with ErrStale, and
+// still starts refreshes (with backoff) until one succeeds.
+func TestMaxStaleness(t *testing.T) {
+	f := newFixture(t, lines(3), nil)
+	f.get()
+	f.fs.remove(fileName)
+	f.clock.Advance(24 * time.Hour)
+	f.settle() // exactly MaxStaleness: still served; the refresh fails
+	f.wantCalls(2, 1)
+
+	for _, step := range []struct {
+		advance time.Duration
+		restore bool // put the file back first
+		stats   int64
+	}{
+		{1, false, 2},                // stale, backing off: no attempt
+		{30 * time.Second, false, 3}, // stale, attempt
+		{time.Minute - 1, false, 3},  // stale, backing off
+		{1, false, 4},                // stale, attempt
+		{2 * time.Minute, true, 5},   // stale, attempt that succeeds
+	} {
+		if step.restore {
+			f.write(lines(3))
+		}
+		f.clock.Advance(step.advance)
+		s, err := f.c.Get(context.Background())
+		f.c.Wait()
+		if !errors.Is(err, cache.ErrStale) || s != nil {
+			t.Fatalf("Get() = %v, %v, want nil, ErrStale", s, err)
+		}
+		if !strings.Contains(err.Error(), "file does not exist") {
+			t.Errorf("Get() error = %q, want it to carry the last refresh error", err)
+		}
+		opens := int64(1)
+		if step.restore {
+			opens = 2
+		}
+		f.wantCalls(step.stats, opens)
+	}
+	if s := f.get(); len(s.Value) != 3 {
+		t.Errorf("Get().Value = %q after a good refresh, want 3 lines", s.Value)
+	}
+}
+
+// 2. A Get or Miss that saw the old snapshot but reaches startRefresh only
+// after another refresh replaced it starts nothing; nor does one that
+// reaches it during a backoff.
+func TestLateRefreshStartsNothing(t *testing.T) {
+	f := newFixture(t, lines(3), nil)
+	f.get()
+	f.clock.Advance(time.Hour)
+	f.settle()
+	if cache.StartRefresh(f.c, time.Hour) {
+		t.Errorf("StartRefresh(TTL) just after a refresh = true, want false")
+	}
+	f.c.Wait()
+	f.wantCalls(2, 1)
+
+	f.fs.remove(fileName)
+	f.clock.Advance(time.Hour)
+	f.settle() // fails: backoff 30s
+	f.clock.Advance(30*time.Second - 1)
+	if cache.StartRefresh(f.c, time.Hour) {
+		t.Errorf("StartRefresh(TTL) during backoff = true, want false")
+	}
+	f.c.Wait()
+	f.wantCalls(3, 1)
+}
+
+// 6. A TTL above MaxStaleness is lowered to it, so a value never goes stale
+// without a refresh having been tried.
+func TestTTLNeverExceedsMaxStaleness(t *testing.T) {
+	f := newFixture(t, lines(3), func(c *cache.Config[[]string]) {
+		c.TTL, c.MaxStaleness = 2*time.Hour, time.Hour
+	})
+	f.get()
+	f.write(lines(4))
+	f.clock.Advance(time.Hour)
+	f.settle()
+	if s := f.get(); len(s.Value) != 4 {
+		t.Errorf("Get().Value = %q at MaxStaleness, want the refreshed 4 lines", s.Value)
+	}
+}
+
+// 7. Miss starts at most one early version check per MissInterval.
+func TestMissStartsEarlyCheck(t *testing.T) {
+	f := newFixture(t, lines(3), nil)
+	f.get()
+	miss := func(advance time.Duration, wantStats, wantOpens int64) {
+		t.Helper()
+		f.clock.Advance(advance)
+		f.c.Miss()
+		f.c.Wait()
+		f.wantCalls(wantStats, wantOpens)
+	}
+	miss(0, 1, 1)             // just loaded
+	miss(time.Minute-1, 1, 1) // checked less than a minute ago
+	miss(1, 2, 1)             // check: unchanged
+	miss(0, 2, 1)             // just checked
+	f.write(lines(4))
+	miss(time.Minute, 3, 2) // check: changed, downloaded
+	if s := f.get(); len(s.Value) != 4 {
+		t.Errorf("Get().Value = %q after Miss, want the 4 new lines", s.Value)
+	}
+	f.fs.remove(fileName)      // failing checks leave CheckedAt behind:
+	miss(time.Minute, 4, 2)    // check: fails
+	miss(30*time.Second, 4, 2) // backoff over, but Miss checked 30s ago
+	miss(30*time.Second, 5, 2) // check: fails
+}
+
+// 7. Concurrent Misses start one check, and none while a refresh runs.
+func TestMissNeverStartsASecondRefresh(t *testing.T) {
+	f := newFixture(t, lines(3), nil)
+	f.get()
+	f.clock.Advance(time.Minute)
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(f.c.Miss)
+	}
+	wg.Wait()
+	f.c.Wait()
+	f.wantCalls(2, 1)
+
+	f.clock.Advance(time.Hour)
+	release := f.src.closeGate()
+	f.get() // starts a refresh, blocked in Stat
+	<-f.src.entered
+	f.clock.Advance(time.Minute)
+	f.c.Miss()
+	release()
+	f.c.Wait()
+	f.wantCalls(3, 1)
+}

@@ -1,0 +1,296 @@
+package cache_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"cloud.google.com/go/storage"
+	"github.com/fsouza/fake-gcs-server/fakestorage"
+	"google.golang.org/api/option"
+
+	"github.com/devicestream/enrichevent/cache"
+)
+
+const (
+	testBucket = "meta"
+	testObject = "devices/devices.txt"
+)
+
+// gcsFixture is fake-gcs-server on a loopback port, driven through the real
+// storage client.
+type gcsFixture struct {
+	server *fakestorage.Server
+	http   *httptest.Server
+	client *storage.Client
+	gen    int64 // generation of the last put
+}
+
+// readModes are the storage client's two download paths: XML (the default,
+// used against real GCS) and JSON (storage.WithJSONReads, what emulators
+// usually need). fake-gcs-server serves XML reads only for its PublicHost,
+// so the server is given its own address as PublicHost.
+var readModes = []struct {
+	name string
+	opts []option.ClientOption
+}{
+	{"xml reads", nil},
+	{"json reads", []option.ClientOption{storage.WithJSONReads()}},
+}
+
+func newGCS(t *testing.T, readOpts []option.ClientOption) *gcsFixture {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err := fakestorage.NewServerWithOptions(fakestorage.Options{
+		NoListener: true, Scheme: "http", PublicHost: l.Addr().String(),
+	})
+	if err != nil {
+		t.Fatalf("fake-gcs-server: %v", err)
+	}
+	server.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: testBucket})
+	ts := &httptest.Server{Listener: l, Config: &http.Server{Handler: server.HTTPHandler()}}
+	ts.Start()
+	t.Cleanup(ts.Close)
+	opts := append([]option.ClientOption{
+		option.WithEndpoint(ts.URL + "/storage/v1/"),
+		option.WithoutAuthentication(),
+	}, readOpts...)
+	client, err := storage.NewClient(context.Background(), opts...)
+	if err != nil {
+		t.Fatalf("storage.NewClient: %v", err)
+	}
+	t.Cleanup(func() { client.Close() })
+	return &gcsFixture{server: server, http: ts, client: client}
+}
+
+// put writes the object with the next generation (explicit: the server
+// derives generations from the wall clock in microseconds).
+func (g *gcsFixture) put(content, encoding string) int64 {
+	g.gen++
+	g.server.CreateObject(fakestorage.Object{
+		ObjectAttrs: fakestorage.ObjectAttrs{
+			BucketName: testBucket, Name: testObject, Generation: g.gen,
+			ContentType: "text/plain", ContentEncoding: encoding,
+		},
+		Content: []byte(content),
+	})
+	return g.gen
+}
+
+func (g *gcsFixture) delete(t *testing.T) {
+	t.Helper()
+	if err := g.client.Bucket(testBucket).Object(testObject).Delete(context.Background()); err != nil {
+		t.Fatalf("delete object: %v", err)
+	}
+}
+
+func TestGCSSource(t *testing.T) {
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte(lines(3)))
+	zw.Close()
+	for _, mode := range readModes {
+		t.Run(mode.name, func(t *testing.T) {
+			g := newGCS(t, mode.opts)
+			src := cache.NewGCSSource(g.client, testBucket, testObject)
+			if s := src.String(); s != "gs://meta/devices/devices.txt" {
+				t.Errorf("String() = %q, want gs://meta/devices/devices.txt", s)
+			}
+			wantGzip := gz.String() // read as stored
+			if mode.opts != nil {
+				wantGzip = lines(3) // decompressed by the transport (google-cloud-go#7786)
+			}
+			for _, tc := range []struct {
+				name, content, encoding, want string
+			}{
+				{"plain", lines(3), "", lines(3)},
+				{"gzip-encoded", gz.String(), "gzip", wantGzip},
+			} {
+				testGCSSourceVersion(t, g, src, tc.name, tc.content, tc.encoding, tc.want)
+			}
+			g.delete(t)
+			if _, err := src.Stat(context.Background()); !errors.Is(err, storage.ErrObjectNotExist) {
+				t.Errorf("Stat() of a deleted object: error = %v, want storage.ErrObjectNotExist", err)
+			}
+		})
+	}
+}
+
+// testGCSSourceVersion stores content, checks Stat and Open, then replaces
+// the object and checks that the old generation is gone.
+func testGCSSourceVersion(t *testing.T, g *gcsFixture, src cache.Source, name, content, encoding, want string) {
+	t.Run(name, func(t *testing.T) {
+		gen := g.put(content, encoding)
+		v, err := src.Stat(context.Background())
+		if err != nil {
+			t.Fatalf("Stat: %v", err)
+		}
+		wantV := cache.Version{Generation: gen, Size: int64(len(content)), Name: testObject,
+			ContentType: "text/plain", ContentEncoding: encoding}
+		if v != wantV {
+			t.Errorf("Stat() = %+v, want %+v", v, wantV)
+		}
+		if got := readAll(t, src, v); got != want {
+			t.Errorf("Open(%d) read %q, want %q", gen, got, want)
+		}
+		g.put(lines(4), "")
+		if _, err := src.Open(context.Background(), v); !errors.Is(err, cache.ErrVersionGone) {
+			t.Errorf("Open(replaced generation %d) error = %v, want ErrVersionGone", gen, err)
+		}
+	})
+}
+
+func TestParseGCSURI(t *testing.T) {
+	for _, tc := range []struct {
+		uri            string
+		bucket, object string
+		ok             bool
+	}{
+		{"gs://b/o", "b", "o", true},
+		{"gs://b/o/with/slashes.csv.gz", "b", "o/with/slashes.csv.gz", true},
+		{"gs://b/", "", "", false},
+		{"gs://b", "", "", false},
+		{"gs:///o", "", "", false},
+		{"s3://b/o", "", "", false},
+		{"/local/path.csv", "", "", false},
+		{"", "", "", false},
+	} {
+		b, o, ok := cache.ParseGCSURI(tc.uri)
+		if b != tc.bucket || o != tc.object || ok != tc.ok {
+			t.Errorf("ParseGCSURI(%q) = %q, %q, %v, want %q, %q, %v", tc.uri, b, o, ok, tc.bucket, tc.object, tc.ok)
+		}
+	}
+}
+
+// newGCSCache returns a warm cache of lines over the fixture's object.
+func newGCSCache(t *testing.T, g *gcsFixture, clock *fakeClock, loadTimeout time.Duration) *cache.Cache[[]string] {
+	t.Helper()
+	c := cache.New(cache.Config[[]string]{
+		Source:      cache.NewGCSSource(g.client, testBucket, testObject),
+		Parse:       parseLines,
+		Size:        countLines,
+		Now:         clock.Now,
+		LoadTimeout: loadTimeout,
+		Logger:      slog.New(slog.DiscardHandler),
+	})
+	t.Cleanup(c.Wait)
+	if _, err := c.Get(context.Background()); err != nil {
+		t.Fatalf("first Get: %v", err)
+	}
+	return c
+}
+
+// getWait calls Get, waits for the refresh it may start, and returns the
+// snapshot Get returned.
+func getWait(t *testing.T, c *cache.Cache[[]string]) *cache.Snapshot[[]string] {
+	t.Helper()
+	s, err := c.Get(context.Background())
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	c.Wait()
+	return s
+}
+
+func TestGCSReplacedObjectUsedAfterTTL(t *testing.T) {
+	for _, mode := range readModes {
+		t.Run(mode.name, func(t *testing.T) { testGCSReplacedObjectUsedAfterTTL(t, mode.opts) })
+	}
+}
+
+func testGCSReplacedObjectUsedAfterTTL(t *testing.T, readOpts []option.ClientOption) {
+	g, clock := newGCS(t, readOpts), newClock()
+	g.put(lines(3), "")
+	c := newGCSCache(t, g, clock, 0)
+	gen2 := g.put(lines(4), "")
+	clock.Advance(time.Hour - 1)
+	if s := getWait(t, c); s.Version.Generation != 1 {
+		t.Errorf("Get() before TTL: generation %d, want 1", s.Version.Generation)
+	}
+	clock.Advance(1)
+	getWait(t, c)
+	if s := getWait(t, c); s.Version.Generation != gen2 || len(s.Value) != 4 {
+		t.Errorf("Get() after TTL: generation %d, %d lines, want %d, 4", s.Version.Generation, len(s.Value), gen2)
+	}
+	clock.Advance(time.Hour)
+	getWait(t, c)
+	if st := c.Stats(); st.Loads != 2 || st.Downloads != 2 || st.Checks != 1 {
+		t.Errorf("Stats() Loads, Downloads, Checks = %d, %d, %d, want 2, 2, 1", st.Loads, st.Downloads, st.Checks)
+	}
+}
+
+func TestGCSServesLastGoodWhenUnavailable(t *testing.T) {
+	for _, mode := range readModes {
+		t.Run(mode.name, func(t *testing.T) { testGCSServesLastGoodWhenUnavailable(t, mode.opts) })
+	}
+}
+
+func testGCSServesLastGoodWhenUnavailable(t *testing.T, readOpts []option.ClientOption) {
+	for _, tc := range []struct {
+		name        string
+		loadTimeout time.Duration // bounds the client's retries when the server is gone
+		breakIt     func(g *gcsFixture, t *testing.T)
+	}{
+		{"object deleted", 0, (*gcsFixture).delete},
+		{"server stopped", 300 * time.Millisecond, func(g *gcsFixture, _ *testing.T) { g.http.Close() }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g, clock := newGCS(t, readOpts), newClock()
+			g.put(lines(3), "")
+			c := newGCSCache(t, g, clock, tc.loadTimeout)
+			tc.breakIt(g, t)
+			clock.Advance(time.Hour)
+			getWait(t, c)
+			if s := getWait(t, c); s.Version.Generation != 1 || len(s.Value) != 3 {
+				t.Errorf("Get() = generation %d, %d lines, want the last good: 1, 3", s.Version.Generation, len(s.Value))
+			}
+			if st := c.Stats(); st.Failures != 1 || st.LastError == "" {
+				t.Errorf("Stats() Failures, LastError = %d, %q, want 1 and the error", st.Failures, st.LastError)
+			}
+		})
+	}
+}
+
+func TestGCSTruncatedReplacementRejected(t *testing.T) {
+	for _, mode := range readModes {
+		t.Run(mode.name, func(t *testing.T) { testGCSTruncatedReplacementRejected(t, mode.opts) })
+	}
+}
+
+func testGCSTruncatedReplacementRejected(t *testing.T, readOpts []option.ClientOption) {
+	full := lines(10)
+	for _, tc := range []struct {
+		name      string
+		truncated string
+		wantErr   string
+	}{
+		{"cut mid-line", full[:len(full)-2], "partial last line"},
+		{"cut at a line end", lines(4), cache.ErrRejected.Error()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g, clock := newGCS(t, readOpts), newClock()
+			g.put(full, "")
+			c := newGCSCache(t, g, clock, 0)
+			g.put(tc.truncated, "")
+			clock.Advance(time.Hour)
+			getWait(t, c)
+			if s := getWait(t, c); s.Version.Generation != 1 || len(s.Value) != 10 {
+				t.Errorf("Get() = generation %d, %d lines, want the last good: 1, 10", s.Version.Generation, len(s.Value))
+			}
+			if st := c.Stats(); st.Failures != 1 || !strings.Contains(st.LastError, tc.wantErr) {
+				t.Errorf("Stats() Failures, LastError = %d, %q, want 1, containing %q", st.Failures, st.LastError, tc.wantErr)
+			}
+		})
+	}
+}

@@ -1,0 +1,108 @@
+package enrichevent
+
+import (
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
+
+// env returns a getenv func over m.
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestLoadConfigDefaults(t *testing.T) {
+	c, err := loadConfig(env(map[string]string{"METADATA_URI": "gs://b/devices.csv"}))
+	if err != nil {
+		t.Fatalf("loadConfig: %v", err)
+	}
+	want := config{
+		metadataURI:          "gs://b/devices.csv",
+		metadataTTL:          time.Hour,
+		metadataMaxStaleness: 24 * time.Hour,
+		metadataMaxShrink:    0.5,
+		missRefreshInterval:  time.Minute,
+		deviceIDField:        "device_id",
+		eventTimeField:       "event_time",
+		maxPayloadBytes:      1048576,
+		maxRequestBytes:      12582912,
+		bqBatchMaxRows:       500,
+		bqBatchMaxDelay:      5 * time.Millisecond,
+		bqWriteTimeout:       30 * time.Second,
+		logLevel:             slog.LevelInfo,
+	}
+	if c != want {
+		t.Errorf("loadConfig = %+v, want %+v", c, want)
+	}
+}
+
+func TestLoadConfigValues(t *testing.T) {
+	c, err := loadConfig(env(map[string]string{
+		"METADATA_URI":                   "/data/devices.ndjson",
+		"METADATA_TTL":                   "2s",
+		"METADATA_MAX_STALENESS":         "1m",
+		"METADATA_MAX_SHRINK":            "0.2",
+		"METADATA_MISS_REFRESH_INTERVAL": "10s",
+		"DEVICE_ID_FIELD":                "serial",
+		"EVENT_TIME_FIELD":               "ts",
+		"MAX_PAYLOAD_BYTES":              "2048",
+		"MAX_REQUEST_BYTES":              "4096",
+		"BQ_TABLE":                       "proj.ds.events",
+		"BQ_ERROR_TABLE":                 "errors",
+		"LOG_LEVEL":                      "debug",
+	}))
+	if err != nil {
+		t.Fatalf("loadConfig: %v", err)
+	}
+	if c.metadataTTL != 2*time.Second || c.metadataMaxStaleness != time.Minute || c.metadataMaxShrink != 0.2 ||
+		c.missRefreshInterval != 10*time.Second || c.deviceIDField != "serial" || c.eventTimeField != "ts" ||
+		c.maxPayloadBytes != 2048 || c.maxRequestBytes != 4096 || c.bqErrorTable != "errors" || c.logLevel != slog.LevelDebug {
+		t.Errorf("loadConfig = %+v: some value not taken", c)
+	}
+	if c.bqProject != "proj" || c.bqDataset != "ds" || c.bqTable != "events" || c.project != "proj" {
+		t.Errorf("BQ_TABLE parsed as %q %q %q (trace project %q), want proj ds events", c.bqProject, c.bqDataset, c.bqTable, c.project)
+	}
+}
+
+// TestLoadConfigErrorsNameTheVariable: a bad value fails with a message
+// naming the variable and what is wrong.
+func TestLoadConfigErrorsNameTheVariable(t *testing.T) {
+	tests := []struct {
+		name, value, want string
+	}{
+		{"METADATA_TTL", "soon", "not a positive duration"},
+		{"METADATA_TTL", "-1h", "not a positive duration"},
+		{"METADATA_MAX_STALENESS", "1s", "shorter than METADATA_TTL"},
+		{"METADATA_MAX_SHRINK", "1.5", "not a fraction"},
+		{"METADATA_MAX_SHRINK", "0", "not a fraction"},
+		{"METADATA_MISS_REFRESH_INTERVAL", "x", "not a positive duration"},
+		{"MAX_PAYLOAD_BYTES", "1MB", "not a positive integer"},
+		{"MAX_REQUEST_BYTES", "0", "not a positive integer"},
+		{"BQ_TABLE", "dataset.table", "not project.dataset.table"},
+		{"BQ_TABLE", "p..t", "not project.dataset.table"},
+		{"BQ_BATCH_MAX_ROWS", "-3", "not a positive integer"},
+		{"BQ_BATCH_MAX_DELAY", "5", "not a positive duration"},
+		{"BQ_WRITE_TIMEOUT", "forever", "not a positive duration"},
+		{"LOG_LEVEL", "chatty", "not one of"},
+		{"METADATA_URI", "", "is required"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
+			m := map[string]string{"METADATA_URI": "gs://b/o", tt.name: tt.value}
+			_, err := loadConfig(env(m))
+			if err == nil || !strings.Contains(err.Error(), tt.name) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("loadConfig(%s=%q) = %v, want an error naming %s and saying %q", tt.name, tt.value, err, tt.name, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadConfigReportsEveryBadVariable(t *testing.T) {
+	_, err := loadConfig(env(map[string]string{"METADATA_TTL": "x", "LOG_LEVEL": "y"}))
+	for _, name := range []string{"METADATA_URI", "METADATA_TTL", "LOG_LEVEL"} {
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("loadConfig error %v does not name %s", err, name)
+		}
+	}
+}

@@ -1,0 +1,231 @@
+package enrich
+
+import (
+	"unsafe"
+)
+
+// role is what a metadata column means to a row.
+type role uint8
+
+const (
+	roleNone role = iota
+	roleID
+	roleAssetTag
+	roleLocationID
+	roleTenant     // device_location_tenant_name, the original file's column
+	roleTenantName // tenant_name, used when device_location_tenant_name is absent
+	numRoles
+)
+
+// roleOf returns the role of the column or member called name, compared
+// case-insensitively.
+func roleOf[T string | []byte](name T) role {
+	switch {
+	case foldEq(name, "device_id"):
+		return roleID
+	case foldEq(name, "asset_tag"):
+		return roleAssetTag
+	case foldEq(name, "location_id"):
+		return roleLocationID
+	case foldEq(name, "device_location_tenant_name"):
+		return roleTenant
+	case foldEq(name, "tenant_name"):
+		return roleTenantName
+	}
+	return roleNone
+}
+
+// foldEq reports whether b equals lower, an ASCII lower-case string,
+// ignoring ASCII case.
+func foldEq[T string | []byte](b T, lower string) bool {
+	if len(b) != len(lower) {
+		return false
+	}
+	for i := range len(lower) {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// The Device fields a record locates, in rec.fields.
+const (
+	fieldID = iota
+	fieldAssetTag
+	fieldLocationID
+	fieldTenant
+	numFields
+)
+
+// pos locates a Device field inside its record's metadata: meta[off:off+n].
+// off == notInArena means the text is in builder.texts instead.
+type pos struct{ off, n uint16 }
+
+const notInArena = 0xFFFF
+
+// rec is a device while its file is parsed: where its metadata and fields
+// are in the arena. It holds no pointers, so while a big file is parsed the
+// garbage collector has nothing to trace; finish turns the recs into
+// Devices at the end.
+type rec struct {
+	block, start, size uint32 // metadata = blocks[block][start:start+size]
+	fields             [numFields]pos
+}
+
+// span locates a field of the record being built: buf[off:off+n], or
+// with off == inText the builder's text for it, or with off == unset
+// nothing.
+type span struct{ off, n int }
+
+const (
+	unset  = -1
+	inText = -2
+)
+
+// builder accumulates the devices of one metadata file. Each device's
+// metadata JSON is written straight into an arena block shared by many
+// devices, and its strings are made from that block when the JSON holds
+// them verbatim, which is the common case. So a device costs its metadata's
+// bytes plus its Device struct, with no allocation of its own.
+type builder struct {
+	blocks [][]byte // arena blocks; the last one, buf, is being filled
+	buf    []byte
+	start  int     // offset in buf of the record being built
+	recs   [][]rec // in chunks of chunkLen
+	texts  map[int]string // the fields of recs that are not in the arena
+	spans  [numRoles]span // the fields of the record being built
+	text   [numRoles]string
+	stats  ParseStats
+}
+
+// Arena block sizes: small files stay small, large ones use large blocks.
+// A record starts a new block when fewer than minFree bytes are left; a
+// record longer than that may grow its block, which is safe because no
+// pointer into the arena exists before finish.
+const (
+	firstBlock = 16 << 10
+	maxBlock   = 1 << 20
+	minFree    = 1 << 10
+)
+
+// begin starts a new record, which the caller writes to buf, opening brace
+// included, by member or by itself.
+func (b *builder) begin() {
+	if cap(b.buf)-len(b.buf) < minFree {
+		size := firstBlock
+		if len(b.blocks) > 0 {
+			size = min(2*cap(b.buf), maxBlock)
+		}
+		b.buf = make([]byte, 0, size)
+		b.blocks = append(b.blocks, b.buf)
+	}
+	b.start = len(b.buf)
+	for i := range b.spans {
+		b.spans[i].off = unset
+	}
+}
+
+// member starts a member of the record with the given raw JSON key (its
+// quotes included) and returns the offset of its value in buf.
+func (b *builder) member(key []byte) int {
+	if len(b.buf) == b.start {
+		b.buf = append(b.buf, '{')
+	} else {
+		b.buf = append(b.buf, ',')
+	}
+	b.buf = append(b.buf, key...)
+	b.buf = append(b.buf, ':')
+	return len(b.buf)
+}
+
+// setSpan sets field r to buf[off:off+n].
+func (b *builder) setSpan(r role, off, n int) { b.spans[r] = span{off, n} }
+
+// setText sets field r to s.
+func (b *builder) setText(r role, s string) {
+	b.spans[r].off = inText
+	b.text[r] = s
+}
+
+// commit ends the record.
+func (b *builder) commit() {
+	b.buf = append(b.buf, '}')
+	b.blocks[len(b.blocks)-1] = b.buf // append may have moved it
+	last := len(b.recs) - 1
+	if last < 0 || len(b.recs[last]) == chunkLen {
+		b.recs = append(b.recs, make([]rec, 0, chunkLen))
+		last++
+	}
+	num := last*chunkLen + len(b.recs[last])
+	tenant := roleTenant
+	if b.spans[roleTenant].off == unset {
+		tenant = roleTenantName
+	}
+	r := rec{block: uint32(len(b.blocks) - 1), start: uint32(b.start), size: uint32(len(b.buf) - b.start)}
+	for i, role := range [numFields]role{roleID, roleAssetTag, roleLocationID, tenant} {
+		sp := b.spans[role]
+		off := sp.off - b.start
+		switch {
+		case sp.off == unset:
+			continue
+		case sp.off >= 0 && off < notInArena && sp.n <= 0xFFFF:
+			r.fields[i] = pos{uint16(off), uint16(sp.n)}
+			continue
+		case sp.off >= 0: // beyond what a pos can say: rare
+			b.text[role] = string(b.buf[sp.off : sp.off+sp.n])
+		}
+		r.fields[i].off = notInArena
+		if b.texts == nil {
+			b.texts = make(map[int]string)
+		}
+		b.texts[num*numFields+i] = b.text[role]
+		b.text[role] = ""
+	}
+	b.recs[last] = append(b.recs[last], r)
+}
+
+// finish returns the table of the parsed devices.
+func (b *builder) finish(f Format) *Devices {
+	b.stats.Format = f
+	d := &Devices{stats: b.stats, chunks: make([][]Device, len(b.recs))}
+	for c, recs := range b.recs {
+		chunk := make([]Device, len(recs))
+		for i := range recs {
+			chunk[i] = b.device(&recs[i], c*chunkLen+i)
+		}
+		d.chunks[c] = chunk
+		b.recs[c] = nil
+	}
+	d.buildIndex()
+	return d
+}
+
+// device makes the Device of rec number num. The arena is final by now:
+// its bytes are never written again, which is what makes the strings made
+// of them immutable. Metadata is capped so that appending to it cannot
+// overwrite its neighbour.
+func (b *builder) device(r *rec, num int) Device {
+	end := r.start + r.size
+	meta := b.blocks[r.block][r.start:end:end]
+	var fields [numFields]string
+	for i, p := range r.fields {
+		switch {
+		case p.off == notInArena:
+			fields[i] = b.texts[num*numFields+i]
+		case p.n > 0:
+			fields[i] = unsafe.String(&meta[p.off], p.n)
+		}
+	}
+	return Device{
+		ID:         fields[fieldID],
+		AssetTag:   fields[fieldAssetTag],
+		LocationID: fields[fieldLocationID],
+		TenantName: fields[fieldTenant],
+		Metadata:   meta,
+	}
+}

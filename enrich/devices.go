@@ -1,0 +1,181 @@
+package enrich
+
+import (
+	"encoding/json"
+	"hash/maphash"
+)
+
+// Device is one device's metadata. Its strings and Metadata share one
+// immutable block of memory with the other devices of the same table:
+// Metadata must not be modified.
+type Device struct {
+	ID         string
+	AssetTag   string
+	LocationID string
+	TenantName string
+	// Metadata is all the device's columns as a compact JSON object, built
+	// at parse time: for CSV, every column keyed by its header name (the id
+	// column included); for JSON and NDJSON, the device's object with
+	// "device_id" first.
+	Metadata json.RawMessage
+}
+
+// Format is a metadata file format.
+type Format string
+
+// Metadata file formats.
+const (
+	FormatCSV    Format = "csv"
+	FormatJSON   Format = "json"
+	FormatNDJSON Format = "ndjson"
+)
+
+// ParseStats describes the file a Devices table was parsed from.
+type ParseStats struct {
+	Format Format
+	// Rows counts the file's device records (CSV data rows, JSON members
+	// or elements, NDJSON values): Rows = Len + Blank + Duplicates.
+	Rows int
+	// Blank counts records skipped because their id was empty or blank.
+	Blank int
+	// Duplicates counts records whose id an earlier record also had; the
+	// last one wins.
+	Duplicates int
+}
+
+// Devices is an immutable table of devices, safe for concurrent reads.
+// Its zero value is an empty table.
+type Devices struct {
+	chunks [][]Device // every stored device, duplicates included, in file order
+	index  []uint64   // open addressing, linear probing: see buildIndex
+	shift  uint       // 64 - log2(len(index)): a hash's top bits are its home slot
+	seed   maphash.Seed
+	stats  ParseStats
+}
+
+// chunkLen is the number of devices per chunk: devices are stored in
+// fixed-size chunks so that loading never copies the table to grow it.
+const (
+	chunkShift = 10
+	chunkLen   = 1 << chunkShift
+)
+
+// device returns stored device number i.
+func (d *Devices) device(i uint32) *Device {
+	return &d.chunks[i>>chunkShift][i&(chunkLen-1)]
+}
+
+// Lookup returns the device with the given id. It does not allocate.
+func (d *Devices) Lookup(id string) (*Device, bool) {
+	if d == nil || len(d.index) == 0 {
+		return nil, false
+	}
+	h := maphash.String(d.seed, id)
+	mask := uint64(len(d.index) - 1)
+	for i := h >> d.shift; ; i = (i + 1) & mask {
+		slot := d.index[i]
+		if slot == 0 {
+			return nil, false
+		}
+		if slot>>32 == h>>32 {
+			if dev := d.device(uint32(slot) - 1); dev.ID == id {
+				return dev, true
+			}
+		}
+	}
+}
+
+// Len returns the number of devices.
+func (d *Devices) Len() int {
+	if d == nil {
+		return 0
+	}
+	return d.stats.Rows - d.stats.Blank - d.stats.Duplicates
+}
+
+// Stats returns what parsing the table's file found.
+func (d *Devices) Stats() ParseStats {
+	if d == nil {
+		return ParseStats{}
+	}
+	return d.stats
+}
+
+// stored returns the number of stored devices, duplicates included.
+func (d *Devices) stored() int {
+	if len(d.chunks) == 0 {
+		return 0
+	}
+	return (len(d.chunks)-1)*chunkLen + len(d.chunks[len(d.chunks)-1])
+}
+
+// buildIndex indexes the stored devices, later ones replacing earlier ones
+// with the same id, and counts the duplicates. The index is at most half
+// full. A slot holds the high 32 bits of the id's hash, whose top bits are
+// the home slot, and the device number + 1 (0 is an empty slot): probes
+// compare ids only when hashes agree.
+//
+// Slots are inserted in the order of their home slots, so that the index
+// is written front to back rather than at random: with a million devices
+// that is several times faster, as the index is far bigger than the CPU's
+// caches.
+func (d *Devices) buildIndex() {
+	n := d.stored()
+	if n == 0 {
+		return
+	}
+	bits := uint(1)
+	for 1<<bits < 2*n {
+		bits++
+	}
+	d.shift = 64 - bits
+	d.seed = maphash.MakeSeed()
+	d.index = make([]uint64, 1<<bits)
+	slots := make([]uint64, n)
+	for num := range uint32(n) {
+		h := maphash.String(d.seed, d.device(num).ID)
+		slots[num] = h&^(1<<32-1) | uint64(num+1)
+	}
+	for _, slot := range sortByHome(slots, bits) {
+		d.insert(slot)
+	}
+}
+
+// sortByHome returns slots ordered by their top bits, and stably so: a
+// counting sort on the top 10 bits, enough to keep each part of the index
+// being written in cache.
+func sortByHome(slots []uint64, bits uint) []uint64 {
+	if bits < 16 {
+		return slots // the index fits in cache anyway
+	}
+	const partBits = 10
+	var starts [1<<partBits + 1]int
+	for _, s := range slots {
+		starts[s>>(64-partBits)+1]++
+	}
+	for p := 1; p < len(starts); p++ {
+		starts[p] += starts[p-1]
+	}
+	sorted := make([]uint64, len(slots))
+	for _, s := range slots {
+		p := s >> (64 - partBits)
+		sorted[starts[p]] = s
+		starts[p]++
+	}
+	return sorted
+}
+
+// insert puts slot into the index, replacing the slot of a device with the
+// same id.
+func (d *Devices) insert(slot uint64) {
+	mask := uint64(len(d.index) - 1)
+	i := slot >> d.shift
+	for ; d.index[i] != 0; i = (i + 1) & mask {
+		old := d.index[i]
+		if old>>32 == slot>>32 && d.device(uint32(old)-1).ID == d.device(uint32(slot)-1).ID {
+			d.stats.Duplicates++
+			break
+		}
+	}
+	d.index[i] = slot
+}

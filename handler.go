@@ -1,0 +1,90 @@
+package enrichevent
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/devicestream/enrichevent/cache"
+	"github.com/devicestream/enrichevent/enrich"
+	"github.com/devicestream/enrichevent/sink"
+)
+
+// function is one configured instance of EnrichEvent: the shared metadata
+// cache and sink, reused by every invocation. It is safe for concurrent use.
+type function struct {
+	log     *slog.Logger
+	project string // for trace ids
+	maxBody int64
+	opts    enrich.Options
+	meta    *cache.Cache[*enrich.Devices]
+	sink    sink.Sink
+	now     func() time.Time
+}
+
+// ServeHTTP handles one delivery. The answer tells Pub/Sub what to do:
+// 204 acknowledges (the event is a row or an error record), 413 and 5xx make
+// Pub/Sub redeliver.
+func (f *function) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := readBody(w, r, f.maxBody)
+	if err != nil {
+		status := http.StatusBadRequest
+		if errors.Is(err, errBodyTooLarge) {
+			status = http.StatusRequestEntityTooLarge
+		}
+		f.log.Error("request refused", "error", err, "status", status, traceAttr(f.project, r))
+		http.Error(w, err.Error(), status)
+		return
+	}
+	env, err := decodeRequest(r, body)
+	if err == nil {
+		err = f.enrich(r.Context(), &env)
+	}
+	if _, permanent := enrich.ReasonOf(err); permanent {
+		err = f.record(r.Context(), &env, body, err, r)
+	}
+	if err != nil {
+		f.log.Error("event not processed, Pub/Sub will redeliver it", "error", err,
+			"message_id", env.Message.MessageID, "subscription", env.Subscription,
+			"delivery_attempt", env.DeliveryAttempt, traceAttr(f.project, r))
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// enrich joins one message with its device and writes the row. A
+// *enrich.PermanentError means the message can never become a row; any other
+// error is transient.
+func (f *function) enrich(ctx context.Context, env *enrich.PushEnvelope) error {
+	ev, err := f.opts.ParseEvent(env.Message.Data)
+	if err != nil {
+		return err
+	}
+	snap, err := f.meta.Get(ctx)
+	if err != nil {
+		return err
+	}
+	dev, found := snap.Value.Lookup(ev.DeviceID)
+	if !found {
+		f.meta.Miss()
+	}
+	meta := enrich.MetaInfo{Version: snap.Version.Generation, LoadedAt: snap.LoadedAt}
+	row := enrich.BuildRow(env, ev, dev, meta, f.now())
+	return f.sink.WriteRows(ctx, []enrich.Row{row})
+}
+
+// record writes the error record of a message that failed permanently and
+// logs it. Only if the record is stored may the message be acknowledged.
+func (f *function) record(ctx context.Context, env *enrich.PushEnvelope, body []byte, cause error, r *http.Request) error {
+	raw := env.Message.Data
+	if raw == nil {
+		raw = body
+	}
+	rec := enrich.NewErrorRecord(env, raw, cause, f.now())
+	f.log.Warn("poison message recorded in the error-records table", "reason", rec.Reason, "error", cause,
+		"message_id", env.Message.MessageID, "subscription", env.Subscription, traceAttr(f.project, r))
+	return f.sink.WriteErrors(ctx, []enrich.ErrorRecord{rec})
+}

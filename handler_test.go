@@ -1,0 +1,284 @@
+package enrichevent
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/devicestream/enrichevent/enrich"
+)
+
+// harness is a function wired from a configuration like a deployed one,
+// with the stdout sink writing to a buffer.
+type harness struct {
+	f         *function
+	out, logs bytes.Buffer
+}
+
+// newHarness wires a function from vars; stdout nil means h.out.
+func newHarness(t testing.TB, vars map[string]string, stdout io.Writer) *harness {
+	t.Helper()
+	m := map[string]string{"METADATA_URI": "testdata/devices.csv"}
+	for k, v := range vars {
+		m[k] = v
+	}
+	cfg, err := loadConfig(env(m))
+	if err != nil {
+		t.Fatalf("loadConfig: %v", err)
+	}
+	h := &harness{}
+	if stdout == nil {
+		stdout = &h.out
+	}
+	h.f, err = newFunction(context.Background(), cfg, stdout, &h.logs)
+	if err != nil {
+		t.Fatalf("newFunction: %v", err)
+	}
+	return h
+}
+
+// serve posts req to the function and returns the recorded response.
+func (h *harness) serve(req *http.Request) *httptest.ResponseRecorder {
+	rec := httptest.NewRecorder()
+	h.f.ServeHTTP(rec, req)
+	return rec
+}
+
+// output returns the rows and error records the stdout sink printed.
+func (h *harness) output(t testing.TB) (rows []enrich.Row, recs []enrich.ErrorRecord) {
+	t.Helper()
+	return parseStdout(t, h.out.Bytes())
+}
+
+func parseStdout(t testing.TB, b []byte) (rows []enrich.Row, recs []enrich.ErrorRecord) {
+	t.Helper()
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(nil, 16<<20)
+	for sc.Scan() {
+		var line struct {
+			Row         *enrich.Row         `json:"row"`
+			ErrorRecord *enrich.ErrorRecord `json:"error_record"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+			t.Fatalf("stdout line %q: %v", sc.Text(), err)
+		}
+		switch {
+		case line.Row != nil:
+			rows = append(rows, *line.Row)
+		case line.ErrorRecord != nil:
+			recs = append(recs, *line.ErrorRecord)
+		default:
+			t.Fatalf("stdout line %q is neither a row nor an error record", sc.Text())
+		}
+	}
+	return rows, recs
+}
+
+// sampleRequest reads testdata/requests/name, a raw HTTP request.
+func sampleRequest(t testing.TB, name string) *http.Request {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", "requests", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(b)))
+	if err != nil {
+		t.Fatalf("sample %s: %v", name, err)
+	}
+	return req
+}
+
+// sampleDevices parses the sample metadata the harness uses.
+func sampleDevices(t testing.TB) *enrich.Devices {
+	t.Helper()
+	f, err := os.Open("testdata/devices.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	d, err := enrich.ParseMetadata(f, enrich.FormatHint{Name: "devices.csv"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// TestSampleRequests posts every sample request: each good one becomes an
+// enriched row, each malformed one an error record, and all are answered
+// 204 so that Pub/Sub does not redeliver.
+func TestSampleRequests(t *testing.T) {
+	devices := sampleDevices(t)
+	tests := []struct {
+		file      string
+		messageID string
+		deviceID  string // row expected; "" means an error record
+		found     bool
+		reason    enrich.Reason
+	}{
+		{file: "push.http", messageID: "1001", deviceID: "vr-0001", found: true},
+		{file: "eventarc_binary.http", messageID: "1002", deviceID: "vr-0002", found: true},
+		{file: "structured.http", messageID: "1003", deviceID: "vr-0003", found: true},
+		{file: "unknown_device.http", messageID: "1004", deviceID: "vr-9999"},
+		{file: "numeric_device_id.http", messageID: "1005", deviceID: "42"},
+		{file: "bad_not_json.http", messageID: "2001", reason: enrich.ReasonInvalidJSON},
+		{file: "bad_json_array.http", messageID: "2002", reason: enrich.ReasonNotObject},
+		{file: "bad_missing_device_id.http", messageID: "2003", reason: enrich.ReasonMissingDeviceID},
+		{file: "bad_empty_device_id.http", messageID: "2004", reason: enrich.ReasonMissingDeviceID},
+		{file: "bad_base64.http", messageID: "2005", reason: enrich.ReasonBadBase64},
+		{file: "bad_binary.http", messageID: "2006", reason: enrich.ReasonInvalidJSON},
+		{file: "bad_event_type.http", messageID: "2007", reason: enrich.ReasonWrongEventType},
+		{file: "bad_envelope.http", reason: enrich.ReasonInvalidEnvelope},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			h := newHarness(t, nil, nil)
+			resp := h.serve(sampleRequest(t, tt.file))
+			if resp.Code != http.StatusNoContent {
+				t.Fatalf("POST %s = %d %q, want 204", tt.file, resp.Code, resp.Body)
+			}
+			rows, recs := h.output(t)
+			if tt.deviceID == "" {
+				if len(rows) != 0 || len(recs) != 1 {
+					t.Fatalf("POST %s wrote %d rows, %d error records; want 0, 1", tt.file, len(rows), len(recs))
+				}
+				r := recs[0]
+				if r.Reason != tt.reason || r.MessageID != tt.messageID || len(r.Payload) == 0 || r.ErrorMessage == "" {
+					t.Errorf("error record = %+v, want reason %s, message id %q, a payload and a message", r, tt.reason, tt.messageID)
+				}
+				if !strings.Contains(h.logs.String(), string(tt.reason)) {
+					t.Errorf("log %q does not name reason %s", h.logs.String(), tt.reason)
+				}
+				return
+			}
+			if len(rows) != 1 || len(recs) != 0 {
+				t.Fatalf("POST %s wrote %d rows, %d error records; want 1, 0", tt.file, len(rows), len(recs))
+			}
+			row := rows[0]
+			if row.MessageID != tt.messageID || row.DeviceID != tt.deviceID || row.DeviceFound != tt.found {
+				t.Errorf("row = %+v, want message %s device %s found %v", row, tt.messageID, tt.deviceID, tt.found)
+			}
+			if dev, ok := devices.Lookup(tt.deviceID); ok {
+				if row.AssetTag != dev.AssetTag || row.LocationID != dev.LocationID || row.TenantName != dev.TenantName {
+					t.Errorf("row location = %q %q %q, want %q %q %q", row.AssetTag, row.LocationID, row.TenantName, dev.AssetTag, dev.LocationID, dev.TenantName)
+				}
+			}
+			if row.PublishTime.IsZero() || row.EventTime.IsZero() || row.IngestTime.IsZero() || row.MetadataLoadedAt.IsZero() || row.MetadataVersion == 0 {
+				t.Errorf("row has a zero time or version: %+v", row)
+			}
+			if !json.Valid(row.Payload) {
+				t.Errorf("row payload %q is not JSON", row.Payload)
+			}
+		})
+	}
+}
+
+// TestPushEnvelopeKeepsSubscriptionAndAttempt: the raw push path keeps
+// what the framework's own conversion drops.
+func TestPushEnvelopeKeepsSubscriptionAndAttempt(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	if resp := h.serve(sampleRequest(t, "push.http")); resp.Code != http.StatusNoContent {
+		t.Fatalf("POST push.http = %d", resp.Code)
+	}
+	rows, _ := h.output(t)
+	if len(rows) != 1 || rows[0].Subscription != "projects/demo/subscriptions/device-events-push" {
+		t.Errorf("rows = %+v, want one row with the push subscription", rows)
+	}
+}
+
+func TestPayloadOverLimitIsRecorded(t *testing.T) {
+	h := newHarness(t, map[string]string{"MAX_PAYLOAD_BYTES": "20"}, nil)
+	if resp := h.serve(sampleRequest(t, "push.http")); resp.Code != http.StatusNoContent {
+		t.Fatalf("POST = %d %q, want 204", resp.Code, resp.Body)
+	}
+	rows, recs := h.output(t)
+	if len(rows) != 0 || len(recs) != 1 || recs[0].Reason != enrich.ReasonPayloadTooLarge {
+		t.Errorf("rows %v, error records %+v; want one payload_too_large record", rows, recs)
+	}
+}
+
+// TestRequestOverLimitIsRefused: a body over MAX_REQUEST_BYTES is refused
+// before decoding, and nothing is written.
+func TestRequestOverLimitIsRefused(t *testing.T) {
+	h := newHarness(t, map[string]string{"MAX_REQUEST_BYTES": "100"}, nil)
+	if resp := h.serve(sampleRequest(t, "push.http")); resp.Code != http.StatusRequestEntityTooLarge {
+		t.Fatalf("POST = %d %q, want 413", resp.Code, resp.Body)
+	}
+	if h.out.Len() != 0 || !strings.Contains(h.logs.String(), "MAX_REQUEST_BYTES") {
+		t.Errorf("stdout %q, log %q: want nothing written and a log naming MAX_REQUEST_BYTES", h.out.String(), h.logs.String())
+	}
+}
+
+// TestMetadataUnavailableAnswers500: metadata never loaded is transient,
+// so Pub/Sub redelivers; a poison message is still recorded.
+func TestMetadataUnavailableAnswers500(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "devices.csv")
+	if err := os.WriteFile(path, []byte("device_id,asset_tag\nvr-0001,A1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, map[string]string{"METADATA_URI": path}, nil)
+	os.Remove(path)
+	resp := h.serve(sampleRequest(t, "push.http"))
+	if resp.Code != http.StatusInternalServerError {
+		t.Fatalf("POST with no metadata = %d, want 500", resp.Code)
+	}
+	if !strings.Contains(h.logs.String(), `"message_id":"1001"`) || !strings.Contains(h.logs.String(), `"severity":"ERROR"`) {
+		t.Errorf("log %q lacks an ERROR line with the message id", h.logs.String())
+	}
+	if resp := h.serve(sampleRequest(t, "bad_not_json.http")); resp.Code != http.StatusNoContent {
+		t.Errorf("POST poison message with no metadata = %d, want 204", resp.Code)
+	}
+	if rows, recs := h.output(t); len(rows) != 0 || len(recs) != 1 {
+		t.Errorf("wrote %d rows, %d error records; want 0, 1", len(rows), len(recs))
+	}
+}
+
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
+
+// TestSinkFailureAnswers500: when the row or the error record cannot be
+// written, the message is not acknowledged.
+func TestSinkFailureAnswers500(t *testing.T) {
+	for _, file := range []string{"push.http", "bad_not_json.http"} {
+		t.Run(file, func(t *testing.T) {
+			h := newHarness(t, nil, failingWriter{})
+			if resp := h.serve(sampleRequest(t, file)); resp.Code != http.StatusInternalServerError {
+				t.Errorf("POST %s with a failing sink = %d, want 500", file, resp.Code)
+			}
+			if !strings.Contains(h.logs.String(), "disk full") {
+				t.Errorf("log %q does not carry the sink's error", h.logs.String())
+			}
+		})
+	}
+}
+
+// TestErrorLogCarriesTrace: an error log line is linked to the request's trace.
+func TestErrorLogCarriesTrace(t *testing.T) {
+	h := newHarness(t, map[string]string{"GOOGLE_CLOUD_PROJECT": "demo"}, failingWriter{})
+	h.serve(sampleRequest(t, "eventarc_binary.http"))
+	if want := `"logging.googleapis.com/trace":"projects/demo/traces/4bf92f3577b34da6a3ce929d0e0e4736"`; !strings.Contains(h.logs.String(), want) {
+		t.Errorf("log %q lacks %s", h.logs.String(), want)
+	}
+}
+
+// TestNoInfoLinePerEvent: successful events log nothing at the default level.
+func TestNoInfoLinePerEvent(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	h.serve(sampleRequest(t, "push.http")) // the first loads the metadata, which logs once
+	h.logs.Reset()
+	for range 3 {
+		h.serve(sampleRequest(t, "push.http"))
+	}
+	if h.logs.Len() != 0 {
+		t.Errorf("successful events logged %q, want nothing", h.logs.String())
+	}
+}

@@ -1,0 +1,324 @@
+package sink
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"cloud.google.com/go/bigquery"
+	"cloud.google.com/go/bigquery/storage/managedwriter"
+	"github.com/devicestream/enrichevent/enrich"
+	"google.golang.org/api/option"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// Defaults of BigQueryConfig.
+const (
+	DefaultBatchMaxRows  = 500
+	DefaultBatchMaxDelay = 5 * time.Millisecond
+	DefaultWriteTimeout  = 30 * time.Second
+
+	// maxBatchBytes bounds the serialized rows of one append, under the
+	// Storage Write API's 10 MB request limit.
+	maxBatchBytes = 9_000_000
+)
+
+// BigQueryConfig configures a BigQuery sink. Zero values mean the defaults.
+type BigQueryConfig struct {
+	Project, Dataset, Table string // the rows table; required
+
+	ErrorTable    string        // error-records table in the same dataset; default Table+"_error_records"
+	BatchMaxRows  int           // rows per append at most; default 500
+	BatchMaxDelay time.Duration // how long a batch collects rows under load; default 5ms
+	WriteTimeout  time.Duration // bound of every WriteRows/WriteErrors call and append; default 30s
+
+	// ClientOptions are passed to both the BigQuery (REST) and the Storage
+	// Write API (gRPC) clients, after the endpoint options below.
+	ClientOptions []option.ClientOption
+	// RESTEndpoint, if set (BIGQUERY_EMULATOR_HOST: host:port or
+	// http://host:port), receives tables.get, without authentication.
+	RESTEndpoint string
+	// GRPCEndpoint, if set (BIGQUERY_STORAGE_EMULATOR_HOST: host:port),
+	// receives the Storage Write API calls, without authentication or TLS.
+	GRPCEndpoint string
+
+	Logger *slog.Logger     // nil means slog.Default()
+	Now    func() time.Time // timestamps of error records; nil means time.Now
+}
+
+// BigQuery is a Sink that streams rows to a BigQuery table, and error
+// records to its error-records table, through the default streams of the
+// Storage Write API. It is safe for concurrent use; keep one for the
+// process. See the package documentation for the write path.
+type BigQuery struct {
+	cfg    BigQueryConfig
+	log    *slog.Logger
+	ctx    context.Context // lives until Close: clients and streams
+	cancel context.CancelFunc
+
+	rows   *tableWriter[enrich.Row]
+	errs   *tableWriter[enrich.ErrorRecord]
+	rowEnc *rowEncoder
+	errEnc *errorEncoder
+
+	clientMu sync.Mutex
+	clients  *clients
+
+	closed atomic.Bool
+	stats  struct{ appends, failures, rowErrors, opens atomic.Int64 }
+}
+
+type clients struct {
+	bq *bigquery.Client
+	mw *managedwriter.Client
+}
+
+// BigQueryStats counts the work of a BigQuery sink since it was made.
+type BigQueryStats struct {
+	Appends        int64 // AppendRows requests on both tables, re-appends after row errors included
+	AppendFailures int64 // appends that failed as a whole: their callers got an error
+	Rows           int64 // rows stored in the rows table
+	ErrorRecords   int64 // records stored in the error-records table
+	RowErrors      int64 // rows (and records) BigQuery rejected one by one
+	StreamOpens    int64 // default streams opened: first opens and reopens
+	PendingRows    int64 // rows and records queued or in flight now
+}
+
+var _ Sink = (*BigQuery)(nil)
+
+// NewBigQuery returns a BigQuery sink. It does no I/O: the clients and the
+// streams are opened by the first write, which also checks that the table
+// exists.
+func NewBigQuery(ctx context.Context, cfg BigQueryConfig) (*BigQuery, error) {
+	if cfg.Project == "" || cfg.Dataset == "" || cfg.Table == "" {
+		return nil, fmt.Errorf("bigquery sink: project, dataset and table are required, got %q.%q.%q",
+			cfg.Project, cfg.Dataset, cfg.Table)
+	}
+	cfg.ErrorTable = cmp.Or(cfg.ErrorTable, cfg.Table+"_error_records")
+	if cfg.ErrorTable == cfg.Table {
+		return nil, fmt.Errorf("bigquery sink: error table %q is the rows table", cfg.ErrorTable)
+	}
+	cfg.BatchMaxRows = cmp.Or(max(cfg.BatchMaxRows, 0), DefaultBatchMaxRows)
+	cfg.BatchMaxDelay = cmp.Or(max(cfg.BatchMaxDelay, 0), DefaultBatchMaxDelay)
+	cfg.WriteTimeout = cmp.Or(max(cfg.WriteTimeout, 0), DefaultWriteTimeout)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	rowsSchema, err := RowsSchema()
+	if err != nil {
+		return nil, err
+	}
+	errSchema, err := ErrorRecordsSchema()
+	if err != nil {
+		return nil, err
+	}
+	w := &BigQuery{cfg: cfg, log: cfg.Logger}
+	if w.rowEnc, err = newRowEncoder(rowsSchema.Message); err != nil {
+		return nil, err
+	}
+	if w.errEnc, err = newErrorEncoder(errSchema.Message); err != nil {
+		return nil, err
+	}
+	w.ctx, w.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	w.rows = newTableWriter(w, cfg.Table, "rows.json", rowsSchema, w.rejectRows)
+	w.errs = newTableWriter(w, cfg.ErrorTable, "error_records.json", errSchema, rejectErrorRecords)
+	return w, nil
+}
+
+// WriteRows stores rows in the rows table. It returns when the appends
+// holding them are acknowledged: nil if every row is stored, or was rejected
+// by BigQuery and stored as an error record instead; an error otherwise, and
+// then some rows may be stored anyway (redelivery makes duplicates, which
+// the dedup view removes).
+func (w *BigQuery) WriteRows(ctx context.Context, rows []enrich.Row) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.WriteTimeout)
+	defer cancel()
+	data := make([][]byte, 0, len(rows))
+	items := make([]enrich.Row, 0, len(rows))
+	var oversize []enrich.ErrorRecord
+	for i := range rows {
+		d := w.rowEnc.encode(&rows[i])
+		if len(d) > maxBatchBytes {
+			msg := fmt.Sprintf("row is %d bytes, over the %d-byte limit of one append", len(d), maxBatchBytes)
+			oversize = append(oversize, w.rowErrorRecord(&rows[i], msg))
+			continue
+		}
+		data = append(data, d)
+		items = append(items, rows[i])
+	}
+	spans, err := w.rows.batcher.add(data, items)
+	if err != nil {
+		return err
+	}
+	var recErr error
+	if len(oversize) > 0 {
+		recErr = w.WriteErrors(ctx, oversize)
+	}
+	return errors.Join(wait(ctx, spans), recErr)
+}
+
+// WriteErrors stores records in the error-records table. A record with a
+// zero Timestamp gets the current time.
+func (w *BigQuery) WriteErrors(ctx context.Context, recs []enrich.ErrorRecord) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.WriteTimeout)
+	defer cancel()
+	data := make([][]byte, len(recs))
+	items := make([]enrich.ErrorRecord, len(recs))
+	for i, r := range recs {
+		if r.Timestamp.IsZero() {
+			r.Timestamp = w.cfg.Now()
+		}
+		d := w.errEnc.encode(&r)
+		if over := len(d) - maxBatchBytes; over > 0 {
+			r = truncatePayload(r, over)
+			d = w.errEnc.encode(&r)
+		}
+		data[i], items[i] = d, r
+	}
+	spans, err := w.errs.batcher.add(data, items)
+	if err != nil {
+		return err
+	}
+	return wait(ctx, spans)
+}
+
+// truncatePayload shortens r's payload, written twice (payloadString and
+// payloadBytes), so that its row shrinks by at least over bytes, and says
+// so in the error message.
+func truncatePayload(r enrich.ErrorRecord, over int) enrich.ErrorRecord {
+	n := len(r.Payload)
+	keep := max(n-over/2-1024, 0)
+	r.Payload = r.Payload[:keep]
+	r.ErrorMessage += fmt.Sprintf(" (payload truncated from %d to %d bytes to fit one append)", n, keep)
+	return r
+}
+
+// rejectRows stores the rows BigQuery rejected as error records; their
+// callers succeed only if that works.
+func (w *BigQuery) rejectRows(ctx context.Context, b *batch[enrich.Row], idx []int, msgs []string) {
+	recs := make([]enrich.ErrorRecord, len(idx))
+	for j, i := range idx {
+		recs[j] = w.rowErrorRecord(&b.items[i], msgs[j])
+	}
+	err := w.WriteErrors(ctx, recs)
+	w.log.Warn("bigquery rejected rows; storing them as error records",
+		"table", w.rows.name, "rows", len(idx), "message_id", recs[0].MessageID,
+		"error", msgs[0], "error_table_error", err)
+	if err != nil {
+		b.setErr(idx, fmt.Errorf("store %d rejected rows in %s: %w", len(idx), w.errs.name, err))
+	}
+}
+
+// rejectErrorRecords fails the callers of error records that BigQuery
+// rejected: there is nowhere else to put them.
+func rejectErrorRecords(_ context.Context, b *batch[enrich.ErrorRecord], idx []int, msgs []string) {
+	for j, i := range idx {
+		b.setErr(idx[j:j+1], fmt.Errorf("bigquery rejected the error record of message %q: %s",
+			b.items[i].MessageID, msgs[j]))
+	}
+}
+
+// rowErrorRecord is the error record of a row that BigQuery rejected.
+func (w *BigQuery) rowErrorRecord(r *enrich.Row, msg string) enrich.ErrorRecord {
+	var attrs map[string]string
+	if len(r.Attributes) > 0 {
+		_ = json.Unmarshal(r.Attributes, &attrs) // best effort: the payload is what matters
+	}
+	return enrich.ErrorRecord{
+		Timestamp:    w.cfg.Now(),
+		Payload:      r.Payload,
+		Attributes:   attrs,
+		MessageID:    r.MessageID,
+		Subscription: r.Subscription,
+		Reason:       enrich.ReasonBigQueryRowError,
+		ErrorMessage: fmt.Sprintf("bigquery rejected the row for %s: %s", w.rows.name, msg),
+	}
+}
+
+// Stats returns the sink's counters.
+func (w *BigQuery) Stats() BigQueryStats {
+	return BigQueryStats{
+		Appends:        w.stats.appends.Load(),
+		AppendFailures: w.stats.failures.Load(),
+		Rows:           w.rows.stored.Load(),
+		ErrorRecords:   w.errs.stored.Load(),
+		RowErrors:      w.stats.rowErrors.Load(),
+		StreamOpens:    w.stats.opens.Load(),
+		PendingRows:    w.rows.batcher.pending.Load() + w.errs.batcher.pending.Load(),
+	}
+}
+
+// Close sends the rows already queued, waits for the appends in flight
+// (each bounded by WriteTimeout), then closes the streams and clients.
+// Writes after Close return ErrClosed.
+func (w *BigQuery) Close() error {
+	if !w.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	w.rows.batcher.close() // before errs: rejected rows go to the error table
+	w.errs.batcher.close()
+	w.rows.closeStream()
+	w.errs.closeStream()
+	w.clientMu.Lock()
+	c := w.clients
+	w.clients = nil
+	w.clientMu.Unlock()
+	var errs []error
+	if c != nil {
+		errs = append(errs, c.mw.Close(), c.bq.Close())
+	}
+	w.cancel()
+	return errors.Join(errs...)
+}
+
+// getClients makes the two clients on first use. They dial lazily: no I/O.
+func (w *BigQuery) getClients() (*clients, error) {
+	w.clientMu.Lock()
+	defer w.clientMu.Unlock()
+	if w.closed.Load() {
+		return nil, ErrClosed
+	}
+	if w.clients != nil {
+		return w.clients, nil
+	}
+	var restOpts, grpcOpts []option.ClientOption
+	if e := w.cfg.RESTEndpoint; e != "" {
+		if !strings.Contains(e, "://") {
+			e = "http://" + e
+		}
+		restOpts = append(restOpts, option.WithEndpoint(e), option.WithoutAuthentication())
+	}
+	if e := w.cfg.GRPCEndpoint; e != "" {
+		e = strings.TrimPrefix(strings.TrimPrefix(e, "http://"), "https://")
+		grpcOpts = append(grpcOpts, option.WithEndpoint(e), option.WithoutAuthentication(),
+			option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())))
+	}
+	bq, err := bigquery.NewClient(w.ctx, w.cfg.Project, append(restOpts, w.cfg.ClientOptions...)...)
+	if err != nil {
+		return nil, fmt.Errorf("bigquery client: %w", err)
+	}
+	mw, err := managedwriter.NewClient(w.ctx, w.cfg.Project, append(grpcOpts, w.cfg.ClientOptions...)...)
+	if err != nil {
+		bq.Close()
+		return nil, fmt.Errorf("bigquery storage write client: %w", err)
+	}
+	w.clients = &clients{bq: bq, mw: mw}
+	return w.clients, nil
+}

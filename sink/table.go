@@ -1,0 +1,296 @@
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"cloud.google.com/go/bigquery"
+	"cloud.google.com/go/bigquery/storage/apiv1/storagepb"
+	"cloud.google.com/go/bigquery/storage/managedwriter"
+	"google.golang.org/api/googleapi"
+)
+
+// ErrTableNotFound is returned (wrapped, with the table's name) by writes to
+// a table that does not exist.
+var ErrTableNotFound = errors.New("bigquery table not found")
+
+// maxRejectRounds bounds the re-appends of one batch after row errors.
+// BigQuery may list only some of the bad rows of a request, so the rest is
+// appended again; each round removes at least one row.
+const maxRejectRounds = 4
+
+// tableWriter appends batches to the default stream of one table.
+type tableWriter[T any] struct {
+	w          *BigQuery
+	name       string // project.dataset.table, for messages
+	parent     string // projects/P/datasets/D/tables/T
+	table      string
+	schemaFile string
+	schema     *TableSchema
+	batcher    batcher[T]
+	// reject handles rows BigQuery refused (idx into the batch, with
+	// BigQuery's messages) and sets their errors.
+	reject func(ctx context.Context, b *batch[T], idx []int, msgs []string)
+	stored atomic.Int64
+
+	openSem chan struct{} // held while opening; a channel so waiters honour ctx
+	checked bool          // tables.get succeeded; guarded by openSem
+	mu      sync.Mutex
+	cur     *streamRef // nil until opened, and after it broke
+}
+
+// streamRef is one opened default stream; users counts the appends using it
+// so that a broken stream is closed only when they are done.
+type streamRef struct {
+	ms     *managedwriter.ManagedStream
+	cancel context.CancelFunc
+	users  sync.WaitGroup
+}
+
+func newTableWriter[T any](w *BigQuery, table, schemaFile string, schema *TableSchema,
+	reject func(context.Context, *batch[T], []int, []string)) *tableWriter[T] {
+	t := &tableWriter[T]{
+		w:          w,
+		name:       w.cfg.Project + "." + w.cfg.Dataset + "." + table,
+		parent:     managedwriter.TableParentFromParts(w.cfg.Project, w.cfg.Dataset, table),
+		table:      table,
+		schemaFile: schemaFile,
+		schema:     schema,
+		reject:     reject,
+		openSem:    make(chan struct{}, 1),
+	}
+	t.batcher = batcher[T]{
+		maxRows:  w.cfg.BatchMaxRows,
+		maxBytes: maxBatchBytes,
+		maxDelay: w.cfg.BatchMaxDelay,
+		send:     t.flush,
+	}
+	return t
+}
+
+// flush appends batch b, moves the rows BigQuery rejects to t.reject and
+// appends the others again, and records the outcome in b.
+func (t *tableWriter[T]) flush(b *batch[T]) {
+	ctx, cancel := context.WithTimeout(t.w.ctx, t.w.cfg.WriteTimeout)
+	defer cancel()
+	idx := make([]int, len(b.data))
+	for i := range idx {
+		idx[i] = i
+	}
+	for round := 0; len(idx) > 0; round++ {
+		data := b.data
+		if len(idx) < len(b.data) {
+			data = make([][]byte, len(idx))
+			for j, i := range idx {
+				data[j] = b.data[i]
+			}
+		}
+		rowErrs, err := t.append(ctx, data)
+		if len(rowErrs) == 0 || round == maxRejectRounds {
+			if err == nil {
+				t.stored.Add(int64(len(idx)))
+				return
+			}
+			t.w.stats.failures.Add(1)
+			t.w.log.Warn("bigquery append failed", "table", t.name, "rows", len(idx), "error", err)
+			if len(idx) == len(b.data) {
+				b.err = err
+			} else {
+				b.setErr(idx, err)
+			}
+			return
+		}
+		bad, msgs, keep := splitRejected(idx, rowErrs)
+		if len(bad) == 0 { // no usable index: treat as a failure of the whole request
+			b.setErr(idx, fmt.Errorf("append to %s: %w", t.name, err))
+			return
+		}
+		t.w.stats.rowErrors.Add(int64(len(bad)))
+		t.reject(ctx, b, bad, msgs)
+		idx = keep
+	}
+}
+
+// splitRejected separates the batch indices idx of the rows named in
+// rowErrs (indices into the request, which held the rows idx) from the
+// others.
+func splitRejected(idx []int, rowErrs []*storagepb.RowError) (bad []int, msgs []string, keep []int) {
+	msg := make(map[int]string, len(rowErrs))
+	for _, re := range rowErrs {
+		if i := re.GetIndex(); i >= 0 && i < int64(len(idx)) {
+			if _, dup := msg[int(i)]; !dup {
+				msg[int(i)] = re.GetMessage()
+			}
+		}
+	}
+	for j, i := range idx {
+		if m, ok := msg[j]; ok {
+			bad = append(bad, i)
+			msgs = append(msgs, m)
+		} else {
+			keep = append(keep, i)
+		}
+	}
+	return bad, msgs, keep
+}
+
+// append sends one AppendRows request and waits for its result. Row errors
+// come back as such (with the request's error); other failures as an error.
+func (t *tableWriter[T]) append(ctx context.Context, data [][]byte) ([]*storagepb.RowError, error) {
+	ref, err := t.stream(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer ref.users.Done()
+	t.w.stats.appends.Add(1)
+	res, err := ref.ms.AppendRows(ctx, data)
+	if err != nil {
+		if ctx.Err() == nil {
+			t.retire(ref, err)
+		}
+		return nil, fmt.Errorf("append %d rows to %s: %w", len(data), t.name, err)
+	}
+	resp, err := res.FullResponse(ctx)
+	if rowErrs := resp.GetRowErrors(); len(rowErrs) > 0 {
+		return rowErrs, err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("append %d rows to %s: %w", len(data), t.name, err)
+	}
+	return nil, nil
+}
+
+// stream returns the open default stream, opening it if needed; the caller
+// must call users.Done on it.
+func (t *tableWriter[T]) stream(ctx context.Context) (*streamRef, error) {
+	if ref := t.current(); ref != nil {
+		return ref, nil
+	}
+	select {
+	case t.openSem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("open stream to %s: %w", t.name, context.Cause(ctx))
+	}
+	defer func() { <-t.openSem }()
+	if ref := t.current(); ref != nil {
+		return ref, nil
+	}
+	ref, err := t.open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	t.cur = ref
+	ref.users.Add(1)
+	t.mu.Unlock()
+	return ref, nil
+}
+
+func (t *tableWriter[T]) current() *streamRef {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.cur != nil {
+		t.cur.users.Add(1)
+	}
+	return t.cur
+}
+
+// open checks once that the table exists, then opens its default stream.
+// The stream outlives ctx, but an open still running when ctx ends is
+// abandoned.
+func (t *tableWriter[T]) open(ctx context.Context) (*streamRef, error) {
+	c, err := t.w.getClients()
+	if err != nil {
+		return nil, err
+	}
+	if !t.checked {
+		if err := t.checkTable(ctx, c.bq); err != nil {
+			return nil, err
+		}
+		t.checked = true
+	}
+	sctx, cancel := context.WithCancel(t.w.ctx)
+	stop := context.AfterFunc(ctx, cancel)
+	ms, err := c.mw.NewManagedStream(sctx,
+		managedwriter.WithDestinationTable(t.parent),
+		managedwriter.WithType(managedwriter.DefaultStream),
+		managedwriter.WithSchemaDescriptor(t.schema.Descriptor),
+		managedwriter.EnableWriteRetries(true))
+	if !stop() && err == nil { // ctx ended during the open
+		ms.Close()
+		err = context.Cause(ctx)
+	}
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("open stream to %s: %w", t.name, err)
+	}
+	t.w.stats.opens.Add(1)
+	t.w.log.Info("bigquery stream opened", "table", t.name, "stream", ms.StreamName())
+	return &streamRef{ms: ms, cancel: cancel}, nil
+}
+
+// checkTable looks the table up (tables.get) and checks that it has every
+// column of the schema file, so that a missing table or a stale schema is
+// reported by name rather than as a failed append.
+func (t *tableWriter[T]) checkTable(ctx context.Context, bq *bigquery.Client) error {
+	md, err := bq.DatasetInProject(t.w.cfg.Project, t.w.cfg.Dataset).Table(t.table).Metadata(ctx)
+	var gerr *googleapi.Error
+	switch {
+	case errors.As(err, &gerr) && gerr.Code == http.StatusNotFound:
+		return fmt.Errorf("%w: %s (deploy.sh creates it from sink/schema/%s)", ErrTableNotFound, t.name, t.schemaFile)
+	case err != nil:
+		return fmt.Errorf("look up bigquery table %s: %w", t.name, err)
+	}
+	have := make(map[string]bool, len(md.Schema))
+	for _, f := range md.Schema {
+		have[strings.ToLower(f.Name)] = true
+	}
+	for _, f := range t.schema.BigQuery {
+		if !have[strings.ToLower(f.Name)] {
+			return fmt.Errorf("bigquery table %s has no column %q: update it from sink/schema/%s", t.name, f.Name, t.schemaFile)
+		}
+	}
+	return nil
+}
+
+// retire drops a stream whose append failed before reaching BigQuery, so
+// that the next write opens a new one; it is closed when its users are done.
+func (t *tableWriter[T]) retire(ref *streamRef, cause error) {
+	t.mu.Lock()
+	current := t.cur == ref
+	if current {
+		t.cur = nil
+	}
+	t.mu.Unlock()
+	if !current {
+		return
+	}
+	t.w.log.Warn("bigquery stream broken; reopening on the next write", "table", t.name, "error", cause)
+	go func() {
+		ref.users.Wait()
+		closeRef(ref)
+	}()
+}
+
+// closeStream closes the current stream, if any. No append may be running.
+func (t *tableWriter[T]) closeStream() {
+	t.mu.Lock()
+	ref := t.cur
+	t.cur = nil
+	t.mu.Unlock()
+	if ref != nil {
+		closeRef(ref)
+	}
+}
+
+// closeRef closes ref's stream. ManagedStream.Close reports io.EOF for a
+// normal close, and there is no one to report anything else to.
+func closeRef(ref *streamRef) {
+	_ = ref.ms.Close()
+	ref.cancel()
+}

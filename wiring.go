@@ -1,0 +1,128 @@
+package enrichevent
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"cloud.google.com/go/storage"
+
+	"github.com/devicestream/enrichevent/cache"
+	"github.com/devicestream/enrichevent/enrich"
+	"github.com/devicestream/enrichevent/sink"
+)
+
+// SampleMetadataURI is the METADATA_URI of the sample metadata compiled
+// into the binary (testdata/devices.csv): the local runner's default.
+const SampleMetadataURI = "embedded:testdata/devices.csv"
+
+//go:embed testdata/devices.csv
+var sampleMetadata embed.FS
+
+// newFunction wires a function from its configuration. Rows go to stdout
+// when no BigQuery table is configured; logs go to stderr.
+func newFunction(ctx context.Context, cfg config, stdout, stderr io.Writer) (*function, error) {
+	log := newLogger(stderr, cfg.logLevel)
+	src, err := newSource(ctx, cfg.metadataURI)
+	if err != nil {
+		return nil, err
+	}
+	snk, err := newSink(ctx, cfg, stdout, log)
+	if err != nil {
+		return nil, err
+	}
+	return &function{
+		log:     log,
+		project: cfg.project,
+		maxBody: cfg.maxRequestBytes,
+		opts: enrich.Options{
+			DeviceIDField:   cfg.deviceIDField,
+			EventTimeField:  cfg.eventTimeField,
+			MaxPayloadBytes: cfg.maxPayloadBytes,
+		},
+		meta: cache.New(cache.Config[*enrich.Devices]{
+			Source:       src,
+			Parse:        parseMetadata,
+			Size:         (*enrich.Devices).Len,
+			Describe:     describeMetadata,
+			TTL:          cfg.metadataTTL,
+			MaxStaleness: cfg.metadataMaxStaleness,
+			MaxShrink:    cfg.metadataMaxShrink,
+			MissInterval: cfg.missRefreshInterval,
+			Logger:       log,
+		}),
+		sink: snk,
+		now:  time.Now,
+	}, nil
+}
+
+// newSource returns the metadata source METADATA_URI names.
+func newSource(ctx context.Context, uri string) (cache.Source, error) {
+	if uri == SampleMetadataURI {
+		return cache.NewFileSource(sampleMetadata, strings.TrimPrefix(uri, "embedded:")), nil
+	}
+	if strings.HasPrefix(uri, "gs://") {
+		bucket, object, ok := cache.ParseGCSURI(uri)
+		if !ok {
+			return nil, fmt.Errorf("METADATA_URI %q is not gs://bucket/object", uri)
+		}
+		// JSON reads: the XML reader does not work with fake-gcs-server
+		// (STORAGE_EMULATOR_HOST), and both work against GCS.
+		client, err := storage.NewClient(ctx, storage.WithJSONReads())
+		if err != nil {
+			return nil, fmt.Errorf("storage client for METADATA_URI: %w", err)
+		}
+		return cache.NewGCSSource(client, bucket, object), nil
+	}
+	abs, err := filepath.Abs(uri)
+	if err == nil {
+		_, err = os.Stat(abs)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("METADATA_URI %q: %w", uri, err)
+	}
+	return cache.NewFileSource(os.DirFS(filepath.Dir(abs)), filepath.Base(abs)), nil
+}
+
+// newSink returns the BigQuery sink when BQ_TABLE is set, else JSON lines
+// on stdout.
+func newSink(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger) (sink.Sink, error) {
+	if cfg.bqTable == "" {
+		return sink.NewStdout(stdout), nil
+	}
+	bqc := sink.BigQueryConfig{
+		Project:       cfg.bqProject,
+		Dataset:       cfg.bqDataset,
+		Table:         cfg.bqTable,
+		ErrorTable:    cfg.bqErrorTable,
+		BatchMaxRows:  cfg.bqBatchMaxRows,
+		BatchMaxDelay: cfg.bqBatchMaxDelay,
+		WriteTimeout:  cfg.bqWriteTimeout,
+		GRPCEndpoint:  cfg.bqStorageEmulatorHost,
+		Logger:        log,
+	}
+	if cfg.bqEmulatorHost != "" {
+		bqc.RESTEndpoint = "http://" + strings.TrimPrefix(cfg.bqEmulatorHost, "http://")
+	}
+	return sink.NewBigQuery(ctx, bqc)
+}
+
+func parseMetadata(r io.Reader, v cache.Version) (*enrich.Devices, error) {
+	return enrich.ParseMetadata(r, enrich.FormatHint{Name: v.Name, ContentType: v.ContentType, ContentEncoding: v.ContentEncoding})
+}
+
+func describeMetadata(d *enrich.Devices) []slog.Attr {
+	s := d.Stats()
+	return []slog.Attr{
+		slog.String("format", string(s.Format)),
+		slog.Int("rows", s.Rows),
+		slog.Int("blank_ids", s.Blank),
+		slog.Int("duplicate_ids", s.Duplicates),
+	}
+}

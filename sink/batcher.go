@@ -142,13 +142,14 @@ func (q *batcher[T]) close() {
 }
 
 // wait blocks until every span's batch is finished, and returns the first
-// error that concerns the caller's rows.
-func wait[T any](ctx context.Context, spans []span[T]) error {
+// error that concerns the caller's rows. table names the destination in
+// errors.
+func wait[T any](ctx context.Context, table string, spans []span[T]) error {
 	for _, s := range spans {
 		select {
 		case <-s.b.done:
 		case <-ctx.Done():
-			return fmt.Errorf("wait for append: %w", context.Cause(ctx))
+			return fmt.Errorf("wait for append to %s: %w", table, context.Cause(ctx))
 		}
 		if err := s.b.errIn(s.start, s.end); err != nil {
 			return err

@@ -69,8 +69,9 @@ type BigQuery struct {
 	rowEnc *rowEncoder
 	errEnc *errorEncoder
 
-	clientMu sync.Mutex
-	clients  *clients
+	clientMu    sync.Mutex
+	clients     *clients
+	clientsDone bool // closed by Close: no new clients
 
 	closed atomic.Bool
 	stats  struct{ appends, failures, rowErrors, opens atomic.Int64 }
@@ -168,7 +169,7 @@ func (w *BigQuery) WriteRows(ctx context.Context, rows []enrich.Row) error {
 	if len(oversize) > 0 {
 		recErr = w.WriteErrors(ctx, oversize)
 	}
-	return errors.Join(wait(ctx, spans), recErr)
+	return errors.Join(wait(ctx, w.rows.name, spans), recErr)
 }
 
 // WriteErrors stores records in the error-records table. A record with a
@@ -196,7 +197,7 @@ func (w *BigQuery) WriteErrors(ctx context.Context, recs []enrich.ErrorRecord) e
 	if err != nil {
 		return err
 	}
-	return wait(ctx, spans)
+	return wait(ctx, w.errs.name, spans)
 }
 
 // truncatePayload shortens r's payload, written twice (payloadString and
@@ -278,7 +279,7 @@ func (w *BigQuery) Close() error {
 	w.errs.closeStream()
 	w.clientMu.Lock()
 	c := w.clients
-	w.clients = nil
+	w.clients, w.clientsDone = nil, true
 	w.clientMu.Unlock()
 	var errs []error
 	if c != nil {
@@ -292,7 +293,7 @@ func (w *BigQuery) Close() error {
 func (w *BigQuery) getClients() (*clients, error) {
 	w.clientMu.Lock()
 	defer w.clientMu.Unlock()
-	if w.closed.Load() {
+	if w.clientsDone {
 		return nil, ErrClosed
 	}
 	if w.clients != nil {

@@ -91,28 +91,33 @@ func (t *tableWriter[T]) flush(b *batch[T]) {
 			}
 		}
 		rowErrs, err := t.append(ctx, data)
-		if len(rowErrs) == 0 || round == maxRejectRounds {
-			if err == nil {
-				t.stored.Add(int64(len(idx)))
-				return
-			}
-			t.w.stats.failures.Add(1)
-			t.w.log.Warn("bigquery append failed", "table", t.name, "rows", len(idx), "error", err)
-			if len(idx) == len(b.data) {
-				b.err = err
-			} else {
-				b.setErr(idx, err)
-			}
+		if len(rowErrs) > 0 && round == maxRejectRounds {
+			err = fmt.Errorf("append to %s: rows still rejected after %d rounds: %w", t.name, round, err)
+			rowErrs = nil
+		}
+		if len(rowErrs) == 0 && err == nil {
+			t.stored.Add(int64(len(idx)))
 			return
 		}
 		bad, msgs, keep := splitRejected(idx, rowErrs)
-		if len(bad) == 0 { // no usable index: treat as a failure of the whole request
-			b.setErr(idx, fmt.Errorf("append to %s: %w", t.name, err))
+		if len(bad) == 0 { // a failure, or row errors with no usable index
+			t.fail(b, idx, err)
 			return
 		}
 		t.w.stats.rowErrors.Add(int64(len(bad)))
 		t.reject(ctx, b, bad, msgs)
 		idx = keep
+	}
+}
+
+// fail records err for rows idx of b.
+func (t *tableWriter[T]) fail(b *batch[T], idx []int, err error) {
+	t.w.stats.failures.Add(1)
+	t.w.log.Warn("bigquery append failed", "table", t.name, "rows", len(idx), "error", err)
+	if len(idx) == len(b.data) {
+		b.err = err
+	} else {
+		b.setErr(idx, err)
 	}
 }
 
@@ -141,28 +146,42 @@ func splitRejected(idx []int, rowErrs []*storagepb.RowError) (bad []int, msgs []
 
 // append sends one AppendRows request and waits for its result. Row errors
 // come back as such (with the request's error); other failures as an error.
+// An append that fails before it left (the stream is closed or broken) is
+// tried once more, on a new stream.
 func (t *tableWriter[T]) append(ctx context.Context, data [][]byte) ([]*storagepb.RowError, error) {
+	rowErrs, retry, err := t.appendOnce(ctx, data)
+	if retry {
+		rowErrs, _, err = t.appendOnce(ctx, data)
+	}
+	return rowErrs, err
+}
+
+func (t *tableWriter[T]) appendOnce(ctx context.Context, data [][]byte) (rowErrs []*storagepb.RowError, retry bool, err error) {
 	ref, err := t.stream(ctx)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
+	// Hold ref until the result is in: a retired stream is closed only
+	// when no append is pending on it.
 	defer ref.users.Done()
 	t.w.stats.appends.Add(1)
 	res, err := ref.ms.AppendRows(ctx, data)
 	if err != nil {
-		if ctx.Err() == nil {
-			t.retire(ref, err)
+		err = fmt.Errorf("append %d rows to %s: %w", len(data), t.name, err)
+		if ctx.Err() != nil {
+			return nil, false, err
 		}
-		return nil, fmt.Errorf("append %d rows to %s: %w", len(data), t.name, err)
+		t.retire(ref, err)
+		return nil, true, err
 	}
 	resp, err := res.FullResponse(ctx)
 	if rowErrs := resp.GetRowErrors(); len(rowErrs) > 0 {
-		return rowErrs, err
+		return rowErrs, false, err
 	}
 	if err != nil {
-		return nil, fmt.Errorf("append %d rows to %s: %w", len(data), t.name, err)
+		return nil, false, fmt.Errorf("append %d rows to %s: %w", len(data), t.name, err)
 	}
-	return nil, nil
+	return nil, false, nil
 }
 
 // stream returns the open default stream, opening it if needed; the caller
@@ -259,7 +278,8 @@ func (t *tableWriter[T]) checkTable(ctx context.Context, bq *bigquery.Client) er
 }
 
 // retire drops a stream whose append failed before reaching BigQuery, so
-// that the next write opens a new one; it is closed when its users are done.
+// that the next append opens a new one; it is closed when its users are
+// done.
 func (t *tableWriter[T]) retire(ref *streamRef, cause error) {
 	t.mu.Lock()
 	current := t.cur == ref

@@ -208,8 +208,10 @@ func (s *Server) SetLatency(d time.Duration) {
 }
 
 // Hold makes append requests wait, once received (and counted by Appends)
-// and before being processed, until release is called. release is
-// idempotent.
+// and before being processed, until release is called; release is
+// idempotent. A connection's requests are read in order, so the requests
+// behind a held one on the same connection are not received (nor counted)
+// until it is released.
 func (s *Server) Hold() (release func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -1,0 +1,374 @@
+package sink
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"cloud.google.com/go/bigquery"
+	"github.com/devicestream/enrichevent/enrich"
+	"google.golang.org/grpc/codes"
+)
+
+func TestBigQueryRowColumns(t *testing.T) {
+	e := newEnv(t, BigQueryConfig{})
+	full := sampleRow(1)
+	sparse := enrich.Row{ // nullable columns at their zero values
+		MessageID:   "m2",
+		PublishTime: full.PublishTime,
+		EventTime:   full.EventTime,
+		DeviceID:    "dev-\xff", // invalid UTF-8 in a STRING column is replaced, not rejected
+		Payload:     json.RawMessage(`{}`),
+		IngestTime:  full.IngestTime,
+	}
+	if err := e.w.WriteRows(context.Background(), []enrich.Row{full, sparse}); err != nil {
+		t.Fatalf("WriteRows: %v", err)
+	}
+	got := e.rows()
+	if len(got) != 2 {
+		t.Fatalf("rows table has %d rows, want 2", len(got))
+	}
+	want := []map[string]any{{
+		"message_id":         "m1",
+		"subscription":       "projects/p/subscriptions/s",
+		"publish_time":       full.PublishTime,
+		"event_time":         full.EventTime,
+		"device_id":          "dev-7",
+		"device_found":       true,
+		"asset_tag":          "AT-7",
+		"location_id":        "loc-1",
+		"tenant_name":        "Acme",
+		"device_metadata":    `{"asset_tag":"AT-7","floor":3}`,
+		"payload":            `{"device_id":"dev-7","temp":21.5}`,
+		"attributes":         `{"origin":"edge"}`,
+		"metadata_version":   int64(1730000000000000),
+		"metadata_loaded_at": full.MetadataLoadedAt,
+		"ingest_time":        full.IngestTime,
+	}, {
+		"message_id":       "m2",
+		"publish_time":     full.PublishTime,
+		"event_time":       full.EventTime,
+		"device_id":        "dev-\uFFFD",
+		"device_found":     false,
+		"payload":          `{}`,
+		"metadata_version": int64(0),
+		"ingest_time":      full.IngestTime,
+	}}
+	schema, _ := RowsSchema()
+	if len(want[0]) != len(schema.BigQuery) {
+		t.Fatalf("test covers %d columns, the schema has %d", len(want[0]), len(schema.BigQuery))
+	}
+	for i := range want {
+		for col, w := range want[i] {
+			if g := got[i][col]; g != w {
+				t.Errorf("row %d column %s = %#v (%T), want %#v (%T)", i, col, g, g, w, w)
+			}
+		}
+		for col, g := range got[i] {
+			if _, ok := want[i][col]; !ok {
+				t.Errorf("row %d column %s = %#v, want NULL", i, col, g)
+			}
+		}
+	}
+	if s := e.w.Stats(); s.Rows != 2 || s.Appends != 1 || s.StreamOpens != 1 {
+		t.Errorf("Stats() = %+v, want 2 rows in 1 append on 1 stream", s)
+	}
+}
+
+func TestBigQueryErrorRecordColumns(t *testing.T) {
+	now := time.Date(2026, 11, 3, 12, 0, 0, 0, time.UTC)
+	e := newEnv(t, BigQueryConfig{Now: func() time.Time { return now }})
+	recs := []enrich.ErrorRecord{{
+		Payload:      []byte("{not json \xff"),
+		Attributes:   map[string]string{"b": "2", "a": "1"},
+		MessageID:    "m9",
+		Subscription: "projects/p/subscriptions/s",
+		Reason:       enrich.ReasonInvalidJSON,
+		ErrorMessage: "invalid_json: unexpected end",
+	}, {
+		Timestamp: now.Add(-time.Minute),
+		Payload:   nil, // the REQUIRED payload columns are still written, empty
+		Reason:    enrich.ReasonInvalidEnvelope,
+	}}
+	if err := e.w.WriteErrors(context.Background(), recs); err != nil {
+		t.Fatalf("WriteErrors: %v", err)
+	}
+	got := e.errorRecords()
+	if len(got) != 2 {
+		t.Fatalf("error table has %d rows, want 2", len(got))
+	}
+	r := got[0]
+	checks := []struct {
+		col       string
+		got, want any
+	}{
+		{"timestamp", r["timestamp"], now},
+		{"payloadString", r["payloadString"], "{not json \uFFFD"},
+		{"payloadBytes", string(r["payloadBytes"].([]byte)), "{not json \xff"},
+		{"attributes", fmt.Sprint(r["attributes"]), "[map[key:a value:1] map[key:b value:2]]"},
+		{"errorMessage", r["errorMessage"], "invalid_json: unexpected end"},
+		{"message_id", r["message_id"], "m9"},
+		{"subscription", r["subscription"], "projects/p/subscriptions/s"},
+		{"reason", r["reason"], "invalid_json"},
+		{"stacktrace", r["stacktrace"], nil},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("record column %s = %#v, want %#v", c.col, c.got, c.want)
+		}
+	}
+	r = got[1]
+	if r["timestamp"] != now.Add(-time.Minute) || r["payloadString"] != "" || len(r["payloadBytes"].([]byte)) != 0 ||
+		r["reason"] != "invalid_envelope" || len(r["attributes"].([]any)) != 0 {
+		t.Errorf("second record = %v, want its own timestamp, empty payloads and no attributes", r)
+	}
+}
+
+func TestBigQueryRowErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		bad  func(*enrich.Row)
+		want string // in the error record's errorMessage
+	}{
+		{"event time in year 12000", func(r *enrich.Row) { r.EventTime = time.Date(12000, 1, 1, 0, 0, 0, 0, time.UTC) }, "out of range"},
+		{"payload not JSON", func(r *enrich.Row) { r.Payload = json.RawMessage(`{"a":`) }, "Invalid JSON"},
+		{"payload empty", func(r *enrich.Row) { r.Payload = nil }, "Invalid JSON"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, BigQueryConfig{})
+			rows := []enrich.Row{sampleRow(1), sampleRow(2), sampleRow(3)}
+			tt.bad(&rows[1])
+			if err := e.w.WriteRows(context.Background(), rows); err != nil {
+				t.Fatalf("WriteRows = %v, want nil: the bad row is stored as an error record", err)
+			}
+			var ids []string
+			for _, r := range e.rows() {
+				ids = append(ids, r["message_id"].(string))
+			}
+			if !slices.Equal(ids, []string{"m1", "m3"}) {
+				t.Errorf("rows table has %v, want [m1 m3]", ids)
+			}
+			recs := e.errorRecords()
+			if len(recs) != 1 {
+				t.Fatalf("error table has %d records, want 1", len(recs))
+			}
+			r := recs[0]
+			if r["reason"] != "bigquery_row_error" || r["message_id"] != "m2" ||
+				string(r["payloadBytes"].([]byte)) != string(rows[1].Payload) ||
+				r["subscription"] != rows[1].Subscription ||
+				fmt.Sprint(r["attributes"]) != "[map[key:origin value:edge]]" ||
+				!strings.Contains(r["errorMessage"].(string), tt.want) ||
+				!strings.Contains(r["errorMessage"].(string), "proj.ds.events") {
+				t.Errorf("error record = %v, want reason bigquery_row_error for m2 with its payload and a message containing %q", r, tt.want)
+			}
+			if s := e.w.Stats(); s.RowErrors != 1 || s.Rows != 2 || s.ErrorRecords != 1 {
+				t.Errorf("Stats() = %+v, want 1 row error, 2 rows, 1 error record", s)
+			}
+		})
+	}
+}
+
+func TestBigQueryRowErrorNeedsErrorRecord(t *testing.T) {
+	e := newEnv(t, BigQueryConfig{})
+	e.fake.RejectTable(testProject, testDataset, testErrorTable, codes.PermissionDenied)
+	rows := []enrich.Row{sampleRow(1), sampleRow(2)}
+	rows[1].EventTime = time.Date(12000, 1, 1, 0, 0, 0, 0, time.UTC)
+	err := e.w.WriteRows(context.Background(), rows)
+	if err == nil || !strings.Contains(err.Error(), testErrorTable) {
+		t.Errorf("WriteRows with the error table refusing = %v, want an error naming %s", err, testErrorTable)
+	}
+	if n := len(e.rows()); n != 1 {
+		t.Errorf("rows table has %d rows, want 1: the good row is stored", n)
+	}
+}
+
+func TestBigQueryTransientFailure(t *testing.T) {
+	e := newEnv(t, BigQueryConfig{})
+	row := []enrich.Row{sampleRow(1)}
+	e.fake.FailNextAppends(1000) // down for longer than the client's retries
+	if err := e.w.WriteRows(context.Background(), row); err == nil {
+		t.Fatal("WriteRows with BigQuery down = nil, want an error so that Pub/Sub redelivers")
+	}
+	e.fake.FailNextAppends(0)
+	if err := e.w.WriteRows(context.Background(), row); err != nil {
+		t.Fatalf("WriteRows after recovery = %v", err)
+	}
+	if n := len(e.rows()); n != 1 {
+		t.Errorf("rows table has %d rows, want the row once", n)
+	}
+	if s := e.w.Stats(); s.AppendFailures != 1 {
+		t.Errorf("Stats().AppendFailures = %d, want 1", s.AppendFailures)
+	}
+}
+
+func TestBigQueryRetriedAppend(t *testing.T) {
+	e := newEnv(t, BigQueryConfig{})
+	e.fake.FailNextAppends(1) // the stream breaks once; the client reconnects
+	if err := e.w.WriteRows(context.Background(), []enrich.Row{sampleRow(1)}); err != nil {
+		t.Fatalf("WriteRows = %v", err)
+	}
+	if n := len(e.rows()); n != 1 {
+		t.Errorf("rows table has %d rows, want 1", n)
+	}
+	if n := e.fake.Appends(); n != 2 {
+		t.Errorf("fake saw %d appends, want 2 (failed, then retried)", n)
+	}
+}
+
+func TestBigQueryWriteTimeout(t *testing.T) {
+	e := newEnv(t, BigQueryConfig{WriteTimeout: 100 * time.Millisecond})
+	e.fake.SetLatency(time.Hour)
+	err := e.w.WriteRows(context.Background(), []enrich.Row{sampleRow(1)})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("WriteRows against a hanging append = %v, want DeadlineExceeded", err)
+	}
+}
+
+func TestBigQueryCallerContext(t *testing.T) {
+	e := newEnv(t, BigQueryConfig{})
+	release := e.fake.Hold()
+	defer release()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- e.w.WriteRows(ctx, []enrich.Row{sampleRow(1)}) }()
+	waitFor(t, "the append to reach the fake", func() bool { return e.fake.Appends() == 1 })
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("WriteRows with its context cancelled = %v, want Canceled", err)
+	}
+}
+
+func TestBigQueryTableMissing(t *testing.T) {
+	e := newEnv(t, BigQueryConfig{Table: "missing"})
+	err := e.w.WriteRows(context.Background(), []enrich.Row{sampleRow(1)})
+	if !errors.Is(err, ErrTableNotFound) || !strings.Contains(err.Error(), "proj.ds.missing") {
+		t.Fatalf("WriteRows to a missing table = %v, want ErrTableNotFound naming proj.ds.missing", err)
+	}
+}
+
+func TestBigQueryTableCreatedLater(t *testing.T) {
+	e := newEnv(t, BigQueryConfig{})
+	e.fake.RemoveTable(testProject, testDataset, testTable)
+	if err := e.w.WriteRows(context.Background(), []enrich.Row{sampleRow(1)}); !errors.Is(err, ErrTableNotFound) {
+		t.Fatalf("WriteRows to a missing table = %v, want ErrTableNotFound", err)
+	}
+	rows, _ := RowsSchema()
+	e.fake.AddTable(testProject, testDataset, testTable, rows.BigQuery)
+	if err := e.w.WriteRows(context.Background(), []enrich.Row{sampleRow(1)}); err != nil {
+		t.Errorf("WriteRows once the table exists = %v", err)
+	}
+}
+
+func TestBigQueryStaleTableSchema(t *testing.T) {
+	e := newEnv(t, BigQueryConfig{})
+	rows, _ := RowsSchema()
+	stale := slices.DeleteFunc(slices.Clone(rows.BigQuery), func(f *bigquery.FieldSchema) bool { return f.Name == "tenant_name" })
+	e.fake.AddTable(testProject, testDataset, testTable, stale)
+	err := e.w.WriteRows(context.Background(), []enrich.Row{sampleRow(1)})
+	if err == nil || !strings.Contains(err.Error(), `"tenant_name"`) {
+		t.Errorf("WriteRows to a table without tenant_name = %v, want an error naming the column", err)
+	}
+}
+
+func TestBigQueryClose(t *testing.T) {
+	e := newEnv(t, BigQueryConfig{})
+	if err := e.w.WriteRows(context.Background(), []enrich.Row{sampleRow(1)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.w.Close(); err != nil {
+		t.Errorf("Close = %v", err)
+	}
+	if err := e.w.WriteRows(context.Background(), []enrich.Row{sampleRow(2)}); !errors.Is(err, ErrClosed) {
+		t.Errorf("WriteRows after Close = %v, want ErrClosed", err)
+	}
+	if err := e.w.WriteErrors(context.Background(), []enrich.ErrorRecord{{}}); !errors.Is(err, ErrClosed) {
+		t.Errorf("WriteErrors after Close = %v, want ErrClosed", err)
+	}
+}
+
+func TestNewBigQueryConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		cfg     BigQueryConfig
+		wantErr bool
+		want    BigQueryConfig // fields checked when no error
+	}{
+		{"defaults", BigQueryConfig{Project: "p", Dataset: "d", Table: "t"}, false,
+			BigQueryConfig{ErrorTable: "t_error_records", BatchMaxRows: 500, BatchMaxDelay: 5 * time.Millisecond, WriteTimeout: 30 * time.Second}},
+		{"overrides", BigQueryConfig{Project: "p", Dataset: "d", Table: "t", ErrorTable: "dead", BatchMaxRows: 7, BatchMaxDelay: time.Second, WriteTimeout: time.Minute}, false,
+			BigQueryConfig{ErrorTable: "dead", BatchMaxRows: 7, BatchMaxDelay: time.Second, WriteTimeout: time.Minute}},
+		{"no table", BigQueryConfig{Project: "p", Dataset: "d"}, true, BigQueryConfig{}},
+		{"error table is the rows table", BigQueryConfig{Project: "p", Dataset: "d", Table: "t", ErrorTable: "t"}, true, BigQueryConfig{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w, err := NewBigQuery(context.Background(), tt.cfg)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("NewBigQuery(%+v) error = %v, want error %v", tt.cfg, err, tt.wantErr)
+			}
+			if err != nil {
+				return
+			}
+			defer w.Close()
+			got := map[string]any{"ErrorTable": w.cfg.ErrorTable, "BatchMaxRows": w.cfg.BatchMaxRows,
+				"BatchMaxDelay": w.cfg.BatchMaxDelay, "WriteTimeout": w.cfg.WriteTimeout}
+			want := map[string]any{"ErrorTable": tt.want.ErrorTable, "BatchMaxRows": tt.want.BatchMaxRows,
+				"BatchMaxDelay": tt.want.BatchMaxDelay, "WriteTimeout": tt.want.WriteTimeout}
+			if !maps.Equal(got, want) {
+				t.Errorf("NewBigQuery(%+v) config = %v, want %v", tt.cfg, got, want)
+			}
+		})
+	}
+}
+
+func TestBigQueryOversizeRow(t *testing.T) {
+	e := newEnv(t, BigQueryConfig{})
+	big := sampleRow(2)
+	big.Payload = json.RawMessage(`"` + strings.Repeat("a", maxBatchBytes) + `"`)
+	if err := e.w.WriteRows(context.Background(), []enrich.Row{sampleRow(1), big}); err != nil {
+		t.Fatalf("WriteRows with a row over the append limit = %v, want nil (it becomes an error record)", err)
+	}
+	if n := len(e.rows()); n != 1 {
+		t.Errorf("rows table has %d rows, want 1", n)
+	}
+	recs := e.errorRecords()
+	if len(recs) != 1 {
+		t.Fatalf("error table has %d records, want 1", len(recs))
+	}
+	r := recs[0]
+	payload := r["payloadBytes"].([]byte)
+	if r["message_id"] != "m2" || r["reason"] != "bigquery_row_error" ||
+		len(payload) == 0 || len(payload) >= len(big.Payload) || string(payload) != string(big.Payload[:len(payload)]) ||
+		!strings.Contains(r["errorMessage"].(string), "payload truncated") {
+		t.Errorf("error record = message_id %v, reason %v, %d payload bytes, message %.200q; want m2's truncated payload",
+			r["message_id"], r["reason"], len(payload), r["errorMessage"])
+	}
+}
+
+func TestBigQueryReopensBrokenStream(t *testing.T) {
+	e := newEnv(t, BigQueryConfig{})
+	if err := e.w.WriteRows(context.Background(), []enrich.Row{sampleRow(1)}); err != nil {
+		t.Fatal(err)
+	}
+	// Break the rows table's stream under the writer, as a terminal
+	// stream error would.
+	e.w.rows.mu.Lock()
+	e.w.rows.cur.ms.Close()
+	e.w.rows.mu.Unlock()
+	if err := e.w.WriteRows(context.Background(), []enrich.Row{sampleRow(2)}); err != nil {
+		t.Fatalf("WriteRows on a broken stream = %v, want nil: the append is retried on a new stream", err)
+	}
+	if n := len(e.rows()); n != 2 {
+		t.Errorf("rows table has %d rows, want 2", n)
+	}
+	if s := e.w.Stats(); s.StreamOpens != 2 {
+		t.Errorf("Stats().StreamOpens = %d, want 2 (the first stream, then its replacement)", s.StreamOpens)
+	}
+}

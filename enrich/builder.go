@@ -95,8 +95,8 @@ const (
 type builder struct {
 	blocks [][]byte // arena blocks; the last one, buf, is being filled
 	buf    []byte
-	start  int     // offset in buf of the record being built
-	recs   [][]rec // in chunks of chunkLen
+	start  int            // offset in buf of the record being built
+	recs   [][]rec        // in chunks of chunkLen
 	texts  map[int]string // the fields of recs that are not in the arena
 	spans  [numRoles]span // the fields of the record being built
 	text   [numRoles]string
@@ -130,17 +130,21 @@ func (b *builder) begin() {
 	}
 }
 
-// member starts a member of the record with the given raw JSON key (its
-// quotes included) and returns the offset of its value in buf.
-func (b *builder) member(key []byte) int {
-	if len(b.buf) == b.start {
-		b.buf = append(b.buf, '{')
+// member appends to buf the start of a member of the record that starts at
+// buf[start], with the given raw JSON key (its quotes included): the
+// value comes next.
+//
+// The record builders append to a local copy of b.buf and store it back
+// once: every store of a pointer into the builder costs a write barrier
+// while the garbage collector runs.
+func member(buf []byte, start int, key []byte) []byte {
+	if len(buf) == start {
+		buf = append(buf, '{')
 	} else {
-		b.buf = append(b.buf, ',')
+		buf = append(buf, ',')
 	}
-	b.buf = append(b.buf, key...)
-	b.buf = append(b.buf, ':')
-	return len(b.buf)
+	buf = append(buf, key...)
+	return append(buf, ':')
 }
 
 // setSpan sets field r to buf[off:off+n].

@@ -15,8 +15,9 @@ type Device struct {
 	TenantName string
 	// Metadata is all the device's columns as a compact JSON object, built
 	// at parse time: for CSV, every column keyed by its header name (the id
-	// column included); for JSON and NDJSON, the device's object with
-	// "device_id" first.
+	// column included); for JSON and NDJSON, the device's object, with
+	// "device_id" added first when the id is the key of an object keyed by
+	// id.
 	Metadata json.RawMessage
 }
 
@@ -116,9 +117,10 @@ func (d *Devices) stored() int {
 // compare ids only when hashes agree.
 //
 // Slots are inserted in the order of their home slots, so that the index
-// is written front to back rather than at random: with a million devices
-// that is several times faster, as the index is far bigger than the CPU's
-// caches.
+// is written front to back rather than at random: with a million devices,
+// whose index is far bigger than the CPU's caches, that halves the time
+// (BenchmarkParseMetadata). Device numbers are 32 bits and home slots at
+// most 32 bits, which is plenty.
 func (d *Devices) buildIndex() {
 	n := d.stored()
 	if n == 0 {

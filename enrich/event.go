@@ -89,7 +89,7 @@ func (o Options) ParseEvent(data []byte) (Event, error) {
 }
 
 // orDefault returns s, or def when s is empty.
-func orDefault(s, def string) string {
+func orDefault[S ~string](s, def S) S {
 	if s == "" {
 		return def
 	}

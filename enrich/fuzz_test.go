@@ -5,11 +5,13 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 	"unicode/utf8"
 )
@@ -173,7 +175,16 @@ func FuzzParseMetadata(f *testing.F) {
 		if d.Len()+s.Blank+s.Duplicates != s.Rows || d.Len() < 0 {
 			t.Fatalf("Stats() = %+v with Len() = %d: counts do not add up", s, d.Len())
 		}
-		contents(t, d)
+		got := contents(t, d)
+		// The same bytes read one at a time must give the same table: the
+		// JSON splitter keeps its state across reads.
+		d1, err := ParseMetadata(iotest.OneByteReader(bytes.NewReader(data)), FormatHint{Name: name})
+		if err != nil {
+			t.Fatalf("ParseMetadata one byte at a time: %v; all at once: ok", err)
+		}
+		if got1 := contents(t, d1); !maps.Equal(got, got1) || d1.Stats() != s {
+			t.Fatalf("ParseMetadata one byte at a time = %v, %+v; all at once %v, %+v", got1, d1.Stats(), got, s)
+		}
 		for _, chunk := range d.chunks {
 			for i := range chunk {
 				checkDevice(t, &chunk[i], s.Format)

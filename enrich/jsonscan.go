@@ -7,9 +7,9 @@ import (
 )
 
 // This file holds the small JSON helpers of the hot path and the metadata
-// parser. The scanners work on text that valid has already accepted,
-// so they only find boundaries and never judge syntax (valid.go does); FuzzDecode and
-// FuzzParseMetadata check them against encoding/json.
+// parser. The scanners work on text that valid (valid.go) has already
+// accepted, so they only find boundaries and never judge syntax;
+// FuzzDecode and FuzzParseMetadata check them against encoding/json.
 
 // isSpace reports whether c is JSON insignificant whitespace.
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
@@ -142,6 +142,9 @@ func kindOf(c byte) string {
 // appendCompact appends the valid JSON value v to dst without its
 // insignificant whitespace.
 func appendCompact(dst, v []byte) []byte {
+	if c := v[0]; c != '{' && c != '[' {
+		return append(dst, v...) // a scalar: no whitespace inside
+	}
 	for i := 0; i < len(v); {
 		switch c := v[i]; {
 		case c == '"':

@@ -63,7 +63,8 @@ const bufSize = 64 << 10
 //     fields, matched case-insensitively.
 //   - JSON: an object keyed by device id whose values are objects, or an
 //     array of objects carrying "device_id".
-//   - NDJSON: objects carrying "device_id", one per line.
+//   - NDJSON: objects carrying "device_id", one per line (any whitespace
+//     between them is accepted).
 //
 // In JSON and NDJSON, ids and fields may be strings or numbers. Records
 // with an empty or blank id are skipped, and duplicate ids resolve to the
@@ -71,7 +72,11 @@ const bufSize = 64 << 10
 // error here. A malformed or truncated file is: a CSV record with the
 // wrong number of fields, JSON that ends early, bad gzip.
 //
-// The file is streamed: memory is the table plus small buffers.
+// Without a name or content type that says NDJSON, a file of objects whose
+// first member is an object not called device_id reads as keyed JSON.
+//
+// The file is streamed: memory is the table plus small buffers and, while
+// parsing, 28 bytes per device (BenchmarkParseMetadata reports the peak).
 func ParseMetadata(r io.Reader, hint FormatHint) (*Devices, error) {
 	br := bufio.NewReaderSize(r, bufSize)
 	if p, _ := br.Peek(2); len(p) == 2 && p[0] == 0x1f && p[1] == 0x8b {
@@ -113,21 +118,13 @@ func detect(br *bufio.Reader, hinted Format) Format {
 	i := skipSpace(p, 0)
 	switch {
 	case i == len(p):
-		return cmpFormat(hinted, FormatCSV)
+		return orDefault(hinted, FormatCSV)
 	case p[i] == '{':
 		return sniffObject(p[i:])
 	case p[i] == '[' || hinted == FormatJSON:
 		return FormatJSON
 	}
 	return FormatCSV
-}
-
-// cmpFormat returns f, or def when f is empty.
-func cmpFormat(f, def Format) Format {
-	if f == "" {
-		return def
-	}
-	return f
 }
 
 // sniffObject tells a JSON object keyed by device id from NDJSON by the

@@ -81,21 +81,22 @@ func parseCSV(r io.Reader, b *builder) error {
 // addCSV stores the device of one CSV record.
 func (b *builder) addCSV(cols csvColumns, rec []string) {
 	b.begin()
+	buf := b.buf // see member
 	for i, v := range rec {
-		b.buf = append(b.buf, cols.prefixes[i]...)
-		off := len(b.buf)
+		buf = append(buf, cols.prefixes[i]...)
+		off := len(buf)
 		var verbatim bool
-		b.buf, verbatim = appendStringContent(b.buf, v)
+		buf, verbatim = appendStringContent(buf, v)
 		switch r := cols.roles[i]; {
 		case r == roleNone:
 		case verbatim:
 			b.setSpan(r, off, len(v))
 		case utf8.ValidString(v):
 			b.setText(r, strings.Clone(v))
-		default:
-			b.setText(r, strings.ToValidUTF8(v, "\uFFFD"))
+		default: // each invalid byte becomes U+FFFD, as in the JSON
+			b.setText(r, string([]rune(v)))
 		}
 	}
-	b.buf = append(b.buf, '"')
+	b.buf = append(buf, '"')
 	b.commit()
 }

@@ -1,118 +1,12 @@
 package enrich
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
 )
-
-// jsonStream reads a JSON metadata file one device object at a time: it
-// walks the top-level structure itself and cuts out each object, which
-// valid then checks, so memory stays one object however big the file.
-type jsonStream struct {
-	r   *bufio.Reader
-	off int64  // bytes consumed, for messages
-	buf []byte // the current value
-	key []byte // the current key of a keyed object
-}
-
-// next consumes and returns the next non-space byte.
-func (s *jsonStream) next() (byte, error) {
-	for {
-		c, err := s.r.ReadByte()
-		if err != nil {
-			return 0, err
-		}
-		s.off++
-		if !isSpace(c) {
-			return c, nil
-		}
-	}
-}
-
-// errorf returns an error located at the current offset.
-func (s *jsonStream) errorf(format string, args ...any) error {
-	return fmt.Errorf("offset %d: %s", s.off, fmt.Sprintf(format, args...))
-}
-
-// unexpected returns the error for byte c (or err) where want was expected.
-func (s *jsonStream) unexpected(c byte, err error, want string) error {
-	if errors.Is(err, io.EOF) {
-		return s.errorf("unexpected end of file, want %s (truncated?)", want)
-	}
-	if err != nil {
-		return err
-	}
-	return s.errorf("unexpected %q, want %s", c, want)
-}
-
-// value reads the rest of a string, object or array whose first byte open
-// has been consumed, and checks that it is valid JSON and UTF-8. The result
-// is valid until the next call.
-func (s *jsonStream) value(open byte) ([]byte, error) {
-	start := s.off - 1
-	s.buf = append(s.buf[:0], open)
-	depth, inString, escaped := 1, open == '"', false
-	for {
-		chunk, err := s.r.Peek(max(s.r.Buffered(), 1))
-		end := -1
-		for i, c := range chunk {
-			switch {
-			case escaped:
-				escaped = false
-			case inString:
-				escaped = c == '\\'
-				inString = c != '"'
-			case c == '"':
-				inString = true
-				continue
-			case c == '{' || c == '[':
-				depth++
-				continue
-			case c == '}' || c == ']':
-				depth--
-			default:
-				continue
-			}
-			if depth == 0 || open == '"' && !inString {
-				end = i + 1
-				break
-			}
-		}
-		if end >= 0 {
-			chunk = chunk[:end]
-		}
-		s.buf = append(s.buf, chunk...)
-		n, _ := s.r.Discard(len(chunk))
-		s.off += int64(n)
-		switch {
-		case end >= 0:
-			if !valid(s.buf) {
-				return nil, fmt.Errorf("offset %d: invalid JSON %s", start, kindOf(open))
-			}
-			return s.buf, nil
-		case errors.Is(err, io.EOF):
-			return nil, fmt.Errorf("offset %d: unexpected end of file in a JSON %s (truncated?)", start, kindOf(open))
-		case err != nil:
-			return nil, err
-		}
-	}
-}
-
-// end checks that nothing but whitespace follows the top-level value.
-func (s *jsonStream) end() error {
-	c, err := s.next()
-	if errors.Is(err, io.EOF) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	return s.errorf("unexpected %q after the top-level value", c)
-}
 
 // parseJSON reads an object keyed by device id, or an array of device
 // objects.
@@ -222,42 +116,42 @@ func parseNDJSON(s *jsonStream, b *builder) error {
 	}
 }
 
-// deviceIDKey is the key of the id in a JSON device's Metadata.
+// deviceIDKey is the key of the id in the Metadata of a device from an
+// object keyed by id.
 var deviceIDKey = []byte(`"device_id"`)
 
 // addJSON stores the device of a JSON object, valid JSON. key is its raw
 // key in a keyed object, or nil when the id is the object's device_id.
 func (b *builder) addJSON(obj, key []byte) error {
 	b.stats.Rows++
-	id := key
-	if id == nil {
-		for m := newMembers(obj); m.next(); {
-			if keyRole(m.key) == roleID {
-				id = m.value
-			}
-		}
-	}
-	blank, err := blankID(id)
-	if err != nil {
-		return err
-	}
-	if blank {
-		b.stats.Blank++
-		return nil
-	}
 	b.begin()
-	b.jsonText(roleID, b.member(deviceIDKey), id)
-	b.buf = append(b.buf, id...)
+	buf := b.buf // see member
+	id := key
+	if key != nil {
+		buf = member(buf, b.start, deviceIDKey)
+		b.jsonText(roleID, len(buf), key)
+		buf = append(buf, key...)
+	}
 	for m := newMembers(obj); m.next(); {
 		r := keyRole(m.key)
-		if r == roleID {
-			continue
+		if r == roleID && key != nil {
+			continue // the key is the id
 		}
-		off := b.member(m.key)
-		b.buf = appendCompact(b.buf, m.value)
+		buf = member(buf, b.start, m.key)
 		if r != roleNone {
-			b.jsonText(r, off, m.value)
+			b.jsonText(r, len(buf), m.value)
 		}
+		if r == roleID {
+			id = m.value
+		}
+		buf = appendCompact(buf, m.value)
+	}
+	b.buf = buf
+	blank, err := blankID(id)
+	if blank || err != nil {
+		b.buf = b.buf[:b.start]
+		b.stats.Blank++
+		return err
 	}
 	b.commit()
 	return nil

@@ -2,8 +2,7 @@ package enrich
 
 import (
 	"bytes"
-	"compress/gzip"
-	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"os"
@@ -104,19 +103,21 @@ func TestParseMetadata(t *testing.T) {
   {"asset_tag": "no id"},
   {"device_id": null},
   {"device_id": " "},
-  {"location_id": "L", "Device_ID": "vr-9"}
+  {"location_id": "L", "Device_ID": "vr-9"},
+  {"device\u005fid": "vr-\u0037", "asset\u005ftag": "A\u0054"}
 ]`,
 			[]dev{
 				{"42", "7", "", "T", `{"device_id":42,"asset_tag":7,"tenant_name":"T"}`},
-				{"vr-9", "", "L", "", `{"device_id":"vr-9","location_id":"L"}`},
-			}, ParseStats{FormatJSON, 5, 3, 0}},
+				{"vr-9", "", "L", "", `{"location_id":"L","Device_ID":"vr-9"}`},
+				{"vr-7", "AT", "", "", `{"device\u005fid":"vr-\u0037","asset\u005ftag":"A\u0054"}`},
+			}, ParseStats{FormatJSON, 6, 3, 0}},
 		{"JSON empty array", FormatHint{}, ` [ ] `, nil, ParseStats{FormatJSON, 0, 0, 0}},
 		{"JSON empty object", FormatHint{}, `{}`, nil, ParseStats{FormatJSON, 0, 0, 0}},
 		{"NDJSON", FormatHint{Name: "devices.ndjson.gz"},
 			"{\"device_id\":\"vr-1\",\"asset_tag\":\"AT-1\"}\r\n\n{\"asset_tag\":\"AT-2\", \"device_id\":2}\n{\"device_id\":\"vr-1\",\"asset_tag\":\"AT-3\"}",
 			[]dev{
 				{"vr-1", "AT-3", "", "", `{"device_id":"vr-1","asset_tag":"AT-3"}`},
-				{"2", "AT-2", "", "", `{"device_id":2,"asset_tag":"AT-2"}`},
+				{"2", "AT-2", "", "", `{"asset_tag":"AT-2","device_id":2}`},
 			}, ParseStats{FormatNDJSON, 3, 0, 1}},
 		{"NDJSON in a .json file, as BigQuery exports", FormatHint{Name: "export.json"},
 			"{\"device_id\":\"vr-1\",\"asset_tag\":\"AT-1\"}\n{\"device_id\":\"vr-2\"}\n",
@@ -126,11 +127,11 @@ func TestParseMetadata(t *testing.T) {
 			}, ParseStats{FormatNDJSON, 2, 0, 0}},
 		{"NDJSON sniffed by a non-object first value", FormatHint{},
 			`{"asset_tag":"AT-1","device_id":"vr-1"}`,
-			[]dev{{"vr-1", "AT-1", "", "", `{"device_id":"vr-1","asset_tag":"AT-1"}`}},
+			[]dev{{"vr-1", "AT-1", "", "", `{"asset_tag":"AT-1","device_id":"vr-1"}`}},
 			ParseStats{FormatNDJSON, 1, 0, 0}},
 		{"NDJSON by content type", FormatHint{Name: "devices", ContentType: "application/x-ndjson; charset=utf-8"},
 			`{"meta":{"a":1},"device_id":"vr-1"}`,
-			[]dev{{"vr-1", "", "", "", `{"device_id":"vr-1","meta":{"a":1}}`}},
+			[]dev{{"vr-1", "", "", "", `{"meta":{"a":1},"device_id":"vr-1"}`}},
 			ParseStats{FormatNDJSON, 1, 0, 0}},
 		{"CSV by content type", FormatHint{ContentType: "text/csv"}, "{id}\n{1}\n",
 			[]dev{{"{1}", "", "", "", `{"{id}":"{1}"}`}}, ParseStats{FormatCSV, 1, 0, 0}},
@@ -155,139 +156,6 @@ func TestParseMetadata(t *testing.T) {
 				t.Errorf("ParseMetadata(%q).Len() = %d, want %d", tt.in, got, want)
 			}
 		})
-	}
-}
-
-func TestParseMetadataMalformed(t *testing.T) {
-	errRead := errors.New("connection reset")
-	tests := []struct {
-		name string
-		hint FormatHint
-		in   io.Reader
-		is   error // if set, the error must wrap it
-	}{
-		{"CSV, last record truncated", FormatHint{}, strings.NewReader("device_id,asset_tag\nvr-1,AT-1\nvr-2"), nil},
-		{"CSV, record too long", FormatHint{}, strings.NewReader("device_id,asset_tag\nvr-1,AT-1,x\n"), nil},
-		{"CSV, unterminated quote", FormatHint{}, strings.NewReader("device_id,asset_tag\nvr-1,\"AT-1\n"), nil},
-		{"CSV, bare quote", FormatHint{}, strings.NewReader("device_id,asset_tag\nvr-1,A\"T\n"), nil},
-		{"CSV, duplicate column", FormatHint{}, strings.NewReader("device_id,tag, tag\n"), nil},
-		{"CSV, read error", FormatHint{}, io.MultiReader(strings.NewReader("device_id\nvr-1\n"), iotest.ErrReader(errRead)), errRead},
-		{"JSON, truncated object", FormatHint{}, strings.NewReader(`{"vr-1":{"asset_tag":"AT-1"},"vr-2":{"asset`), nil},
-		{"JSON, truncated after a member", FormatHint{}, strings.NewReader(`{"vr-1":{"asset_tag":"AT-1"}`), nil},
-		{"JSON, truncated array", FormatHint{}, strings.NewReader(`[{"device_id":"vr-1"},`), nil},
-		{"JSON, truncated array after an element", FormatHint{}, strings.NewReader(`[{"device_id":"vr-1"}`), nil},
-		{"JSON, trailing data", FormatHint{}, strings.NewReader(`[{"device_id":"vr-1"}] x`), nil},
-		{"JSON, two documents", FormatHint{}, strings.NewReader(`[] []`), nil},
-		{"JSON, element not an object", FormatHint{}, strings.NewReader(`[{"device_id":"vr-1"},"vr-2"]`), nil},
-		{"JSON, trailing comma", FormatHint{}, strings.NewReader(`[{"device_id":"vr-1"},]`), nil},
-		{"JSON, missing comma", FormatHint{}, strings.NewReader(`[{"device_id":"vr-1"} {"device_id":"vr-2"}]`), nil},
-		{"JSON, keyed value not an object", FormatHint{Name: "d.json"}, strings.NewReader(`{"vr-1":{"a":1},"vr-2":"AT-2"}`), nil},
-		{"JSON, keyed missing colon", FormatHint{Name: "d.json"}, strings.NewReader(`{"vr-1" {"a":1}}`), nil},
-		{"JSON, keyed key not a string", FormatHint{Name: "d.json"}, strings.NewReader(`{"vr-1":{},1:{}}`), nil},
-		{"JSON, keyed bad key", FormatHint{Name: "d.json"}, strings.NewReader(`{"vr-1":{},"a\x01":{}}`), nil},
-		{"JSON, invalid object", FormatHint{}, strings.NewReader(`[{"device_id":"vr-1",}]`), nil},
-		{"JSON, mismatched brackets", FormatHint{}, strings.NewReader(`[{"device_id":"vr-1"]]`), nil},
-		{"JSON, boolean id", FormatHint{}, strings.NewReader(`[{"device_id":true}]`), nil},
-		{"JSON, object id", FormatHint{}, strings.NewReader(`[{"device_id":{"v":1}}]`), nil},
-		{"JSON, invalid UTF-8", FormatHint{}, strings.NewReader("[{\"device_id\":\"vr-\xff\"}]"), nil},
-		{"JSON, not JSON", FormatHint{Name: "d.json"}, strings.NewReader("device_id\nvr-1\n"), nil},
-		{"JSON, read error", FormatHint{}, io.MultiReader(strings.NewReader(`[{"device_id":"vr-1"}`), iotest.ErrReader(errRead)), errRead},
-		{"NDJSON, truncated last line", FormatHint{Name: "d.ndjson"}, strings.NewReader("{\"device_id\":\"vr-1\"}\n{\"device_id\":\"vr"), nil},
-		{"NDJSON, an array", FormatHint{Name: "d.ndjson"}, strings.NewReader(`[{"device_id":"vr-1"}]`), nil},
-		{"NDJSON, a string", FormatHint{Name: "d.jsonl"}, strings.NewReader("{\"device_id\":\"vr-1\"}\n\"vr-2\"\n"), nil},
-		{"gzip, truncated", FormatHint{}, bytes.NewReader(gzipped("device_id\nvr-1\n")[:20]), nil},
-		{"gzip, corrupt", FormatHint{}, bytes.NewReader(corrupt(gzipped("device_id\nvr-1\n"))), nil},
-		{"gzip, trailing garbage", FormatHint{}, bytes.NewReader(append(gzipped("device_id\nvr-1\n"), "garbage"...)), nil},
-		{"gzip, bad header", FormatHint{}, strings.NewReader("\x1f\x8b\x00garbage"), nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			d, err := ParseMetadata(tt.in, tt.hint)
-			if err == nil {
-				t.Fatalf("ParseMetadata = %d devices, %+v, want an error", d.Len(), d.Stats())
-			}
-			if tt.is != nil && !errors.Is(err, tt.is) {
-				t.Errorf("ParseMetadata error = %v, want one wrapping %v", err, tt.is)
-			}
-			if !strings.HasPrefix(err.Error(), "parse metadata") {
-				t.Errorf("ParseMetadata error = %q, want it to start with %q", err, "parse metadata")
-			}
-		})
-	}
-}
-
-// gzipped returns s compressed.
-func gzipped(s string) []byte {
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	zw.Write([]byte(s))
-	zw.Close()
-	return buf.Bytes()
-}
-
-// corrupt returns a copy of a gzip stream with its compressed data flipped.
-func corrupt(z []byte) []byte {
-	z = bytes.Clone(z)
-	for i := 10; i < len(z)-8; i++ {
-		z[i] ^= 0xff
-	}
-	return z
-}
-
-func TestParseMetadataGzip(t *testing.T) {
-	csv := "device_id,asset_tag\nvr-1,AT-1\n"
-	want := map[string]dev{"vr-1": {"vr-1", "AT-1", "", "", `{"device_id":"vr-1","asset_tag":"AT-1"}`}}
-	tests := []struct {
-		name string
-		hint FormatHint
-		in   []byte
-	}{
-		{"by magic bytes", FormatHint{}, gzipped(csv)},
-		{"named .gz", FormatHint{Name: "gs://b/devices.csv.gz"}, gzipped(csv)},
-		{"Content-Encoding gzip", FormatHint{Name: "devices.csv", ContentEncoding: "gzip"}, gzipped(csv)},
-		{"multistream", FormatHint{}, append(gzipped("device_id,asset_tag\n"), gzipped("vr-1,AT-1\n")...)},
-		// GCS decompresses objects stored with Content-Encoding: gzip for
-		// clients that do not ask for the compressed bytes.
-		{"hinted but served decompressed", FormatHint{Name: "devices.csv.gz", ContentEncoding: "gzip"}, []byte(csv)},
-		{"JSON sniffed inside gzip", FormatHint{}, gzipped(`[{"device_id":"vr-1","asset_tag":"AT-1"}]`)},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			d, err := ParseMetadata(bytes.NewReader(tt.in), tt.hint)
-			if err != nil {
-				t.Fatalf("ParseMetadata(%+v) error: %v", tt.hint, err)
-			}
-			if got := contents(t, d); !maps.Equal(got, want) {
-				t.Errorf("ParseMetadata(%+v) = %v, want %v", tt.hint, got, want)
-			}
-		})
-	}
-}
-
-func TestFormatHint(t *testing.T) {
-	tests := []struct {
-		hint FormatHint
-		want Format
-	}{
-		{FormatHint{Name: "devices.csv"}, FormatCSV},
-		{FormatHint{Name: "gs://bucket/dir/DEVICES.CSV.GZ"}, FormatCSV},
-		{FormatHint{Name: "devices.json"}, FormatJSON},
-		{FormatHint{Name: "devices.json.gz", ContentType: "text/csv"}, FormatJSON},
-		{FormatHint{Name: "devices.ndjson"}, FormatNDJSON},
-		{FormatHint{Name: "devices.jsonl.gzip"}, FormatNDJSON},
-		{FormatHint{Name: "devices", ContentType: "text/csv; charset=utf-8"}, FormatCSV},
-		{FormatHint{Name: "devices.txt", ContentType: "application/json"}, FormatJSON},
-		{FormatHint{ContentType: "application/x-ndjson"}, FormatNDJSON},
-		{FormatHint{ContentType: "application/jsonl"}, FormatNDJSON},
-		{FormatHint{Name: "devices.gz", ContentType: "application/gzip", ContentEncoding: "gzip"}, ""},
-		{FormatHint{ContentType: "application/octet-stream"}, ""},
-		{FormatHint{ContentType: "not a media type;;"}, ""},
-		{FormatHint{}, ""},
-	}
-	for _, tt := range tests {
-		if got := tt.hint.format(); got != tt.want {
-			t.Errorf("%+v.format() = %q, want %q", tt.hint, got, tt.want)
-		}
 	}
 }
 
@@ -361,6 +229,93 @@ func TestLookup(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Errorf("Lookup allocates %v times, want 0", allocs)
+	}
+}
+
+// TestParseMetadataChunking reads the samples one byte at a time, so that
+// every string, escape and nesting level straddles reads.
+func TestParseMetadataChunking(t *testing.T) {
+	for _, name := range []string{"devices.csv", "devices.json", "devices_array.json", "devices.ndjson", "devices.csv.gz"} {
+		want := parseFile(t, name)
+		d, err := ParseMetadata(iotest.OneByteReader(openTestdata(t, name)), FormatHint{Name: name})
+		if err != nil {
+			t.Fatalf("ParseMetadata(%s, one byte at a time): %v", name, err)
+		}
+		if got := contents(t, d); !maps.Equal(got, want) {
+			t.Errorf("ParseMetadata(%s, one byte at a time) = %v, want %v", name, got, want)
+		}
+	}
+	in := `[{"device_id":"a\\\"b","x":"\\","y":["]}\""]}, {"device_id":"c","z":{"w":"\u005c"}}]`
+	want := map[string]dev{
+		`a\"b`: {`a\"b`, "", "", "", `{"device_id":"a\\\"b","x":"\\","y":["]}\""]}`},
+		"c":    {"c", "", "", "", `{"device_id":"c","z":{"w":"\u005c"}}`},
+	}
+	for _, r := range []io.Reader{strings.NewReader(in), iotest.OneByteReader(strings.NewReader(in)), iotest.HalfReader(strings.NewReader(in))} {
+		d, err := ParseMetadata(r, FormatHint{})
+		if err != nil {
+			t.Fatalf("ParseMetadata(%s): %v", in, err)
+		}
+		if got := contents(t, d); !maps.Equal(got, want) {
+			t.Errorf("ParseMetadata(%s) = %v, want %v", in, got, want)
+		}
+	}
+}
+
+// TestParseMetadataLongRecords covers records longer than an arena block's
+// free space and fields beyond what a record position can hold (64 KiB).
+func TestParseMetadataLongRecords(t *testing.T) {
+	long := strings.Repeat("x", 70_000)
+	var in strings.Builder
+	in.WriteString("device_id,note,asset_tag,location_id\n")
+	want := map[string]dev{}
+	for i := range 40 {
+		id, note, tag, loc := fmt.Sprint("d", i), "", fmt.Sprint("AT-", i), "L"
+		switch i % 4 {
+		case 1:
+			note = strings.Repeat("n", 3000) // longer than minFree
+		case 2:
+			note = long // asset_tag starts beyond 64 KiB
+		case 3:
+			tag = long // asset_tag longer than 64 KiB
+		}
+		fmt.Fprintf(&in, "%s,%s,%s,%s\n", id, note, tag, loc)
+		want[id] = dev{id, tag, loc, "", fmt.Sprintf(`{"device_id":%q,"note":%q,"asset_tag":%q,"location_id":%q}`, id, note, tag, loc)}
+	}
+	d, err := ParseMetadata(strings.NewReader(in.String()), FormatHint{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := contents(t, d); !maps.Equal(got, want) {
+		for id, w := range want {
+			if g := got[id]; g != w {
+				t.Errorf("device %s = %.80q..., want %.80q...", id, fmt.Sprint(g), fmt.Sprint(w))
+			}
+		}
+	}
+}
+
+// TestParseMetadataLarge covers tables big enough for the index to be
+// built in partitions, with duplicates spread through the file.
+func TestParseMetadataLarge(t *testing.T) {
+	const n = 40_000
+	data := bytes.Clone(metadataFile(FormatCSV, n))
+	for i := 1; i <= n; i += 97 {
+		data = fmt.Appendf(data, "vr-%07d,AT-dup,,\n", i)
+	}
+	d, err := ParseMetadata(bytes.NewReader(data), FormatHint{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dups := (n + 96) / 97
+	if got, want := d.Stats(), (ParseStats{FormatCSV, n + dups, 0, dups}); got != want {
+		t.Errorf("Stats() = %+v, want %+v", got, want)
+	}
+	got := contents(t, d)
+	for i := 1; i <= n; i++ {
+		id := fmt.Sprintf("vr-%07d", i)
+		if tag, dup := got[id].AssetTag, (i-1)%97 == 0; (tag == "AT-dup") != dup {
+			t.Fatalf("Lookup(%s).AssetTag = %q, want the last record's", id, tag)
+		}
 	}
 }
 

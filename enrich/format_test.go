@@ -1,0 +1,145 @@
+package enrich
+
+import (
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"io"
+	"maps"
+	"strings"
+	"testing"
+	"testing/iotest"
+)
+
+func TestParseMetadataMalformed(t *testing.T) {
+	errRead := errors.New("connection reset")
+	tests := []struct {
+		name string
+		hint FormatHint
+		in   io.Reader
+		is   error // if set, the error must wrap it
+	}{
+		{"CSV, last record truncated", FormatHint{}, strings.NewReader("device_id,asset_tag\nvr-1,AT-1\nvr-2"), nil},
+		{"CSV, record too long", FormatHint{}, strings.NewReader("device_id,asset_tag\nvr-1,AT-1,x\n"), nil},
+		{"CSV, unterminated quote", FormatHint{}, strings.NewReader("device_id,asset_tag\nvr-1,\"AT-1\n"), nil},
+		{"CSV, bare quote", FormatHint{}, strings.NewReader("device_id,asset_tag\nvr-1,A\"T\n"), nil},
+		{"CSV, duplicate column", FormatHint{}, strings.NewReader("device_id,tag, tag\n"), nil},
+		{"CSV, read error", FormatHint{}, io.MultiReader(strings.NewReader("device_id\nvr-1\n"), iotest.ErrReader(errRead)), errRead},
+		{"JSON, truncated object", FormatHint{}, strings.NewReader(`{"vr-1":{"asset_tag":"AT-1"},"vr-2":{"asset`), nil},
+		{"JSON, truncated after a member", FormatHint{}, strings.NewReader(`{"vr-1":{"asset_tag":"AT-1"}`), nil},
+		{"JSON, truncated array", FormatHint{}, strings.NewReader(`[{"device_id":"vr-1"},`), nil},
+		{"JSON, truncated array after an element", FormatHint{}, strings.NewReader(`[{"device_id":"vr-1"}`), nil},
+		{"JSON, trailing data", FormatHint{}, strings.NewReader(`[{"device_id":"vr-1"}] x`), nil},
+		{"JSON, two documents", FormatHint{}, strings.NewReader(`[] []`), nil},
+		{"JSON, element not an object", FormatHint{}, strings.NewReader(`[{"device_id":"vr-1"},"vr-2"]`), nil},
+		{"JSON, trailing comma", FormatHint{}, strings.NewReader(`[{"device_id":"vr-1"},]`), nil},
+		{"JSON, missing comma", FormatHint{}, strings.NewReader(`[{"device_id":"vr-1"} {"device_id":"vr-2"}]`), nil},
+		{"JSON, keyed value not an object", FormatHint{Name: "d.json"}, strings.NewReader(`{"vr-1":{"a":1},"vr-2":"AT-2"}`), nil},
+		{"JSON, keyed missing colon", FormatHint{Name: "d.json"}, strings.NewReader(`{"vr-1" {"a":1}}`), nil},
+		{"JSON, keyed key not a string", FormatHint{Name: "d.json"}, strings.NewReader(`{"vr-1":{},1:{}}`), nil},
+		{"JSON, keyed bad key", FormatHint{Name: "d.json"}, strings.NewReader(`{"vr-1":{},"a\x01":{}}`), nil},
+		{"JSON, invalid object", FormatHint{}, strings.NewReader(`[{"device_id":"vr-1",}]`), nil},
+		{"JSON, mismatched brackets", FormatHint{}, strings.NewReader(`[{"device_id":"vr-1"]]`), nil},
+		{"JSON, boolean id", FormatHint{}, strings.NewReader(`[{"device_id":true}]`), nil},
+		{"JSON, object id", FormatHint{}, strings.NewReader(`[{"device_id":{"v":1}}]`), nil},
+		{"JSON, invalid UTF-8", FormatHint{}, strings.NewReader("[{\"device_id\":\"vr-\xff\"}]"), nil},
+		{"JSON, not JSON", FormatHint{Name: "d.json"}, strings.NewReader("device_id\nvr-1\n"), nil},
+		{"JSON, read error", FormatHint{}, io.MultiReader(strings.NewReader(`[{"device_id":"vr-1"}`), iotest.ErrReader(errRead)), errRead},
+		{"NDJSON, truncated last line", FormatHint{Name: "d.ndjson"}, strings.NewReader("{\"device_id\":\"vr-1\"}\n{\"device_id\":\"vr"), nil},
+		{"NDJSON, an array", FormatHint{Name: "d.ndjson"}, strings.NewReader(`[{"device_id":"vr-1"}]`), nil},
+		{"NDJSON, a string", FormatHint{Name: "d.jsonl"}, strings.NewReader("{\"device_id\":\"vr-1\"}\n\"vr-2\"\n"), nil},
+		{"gzip, truncated", FormatHint{}, bytes.NewReader(gzipped("device_id\nvr-1\n")[:20]), nil},
+		{"gzip, corrupt", FormatHint{}, bytes.NewReader(corrupt(gzipped("device_id\nvr-1\n"))), nil},
+		{"gzip, trailing garbage", FormatHint{}, bytes.NewReader(append(gzipped("device_id\nvr-1\n"), "garbage"...)), nil},
+		{"gzip, bad header", FormatHint{}, strings.NewReader("\x1f\x8b\x00garbage"), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, err := ParseMetadata(tt.in, tt.hint)
+			if err == nil {
+				t.Fatalf("ParseMetadata = %d devices, %+v, want an error", d.Len(), d.Stats())
+			}
+			if tt.is != nil && !errors.Is(err, tt.is) {
+				t.Errorf("ParseMetadata error = %v, want one wrapping %v", err, tt.is)
+			}
+			if !strings.HasPrefix(err.Error(), "parse metadata") {
+				t.Errorf("ParseMetadata error = %q, want it to start with %q", err, "parse metadata")
+			}
+		})
+	}
+}
+
+// gzipped returns s compressed.
+func gzipped(s string) []byte {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	zw.Write([]byte(s))
+	zw.Close()
+	return buf.Bytes()
+}
+
+// corrupt returns a copy of a gzip stream with its compressed data flipped.
+func corrupt(z []byte) []byte {
+	z = bytes.Clone(z)
+	for i := 10; i < len(z)-8; i++ {
+		z[i] ^= 0xff
+	}
+	return z
+}
+
+func TestParseMetadataGzip(t *testing.T) {
+	csv := "device_id,asset_tag\nvr-1,AT-1\n"
+	want := map[string]dev{"vr-1": {"vr-1", "AT-1", "", "", `{"device_id":"vr-1","asset_tag":"AT-1"}`}}
+	tests := []struct {
+		name string
+		hint FormatHint
+		in   []byte
+	}{
+		{"by magic bytes", FormatHint{}, gzipped(csv)},
+		{"named .gz", FormatHint{Name: "gs://b/devices.csv.gz"}, gzipped(csv)},
+		{"Content-Encoding gzip", FormatHint{Name: "devices.csv", ContentEncoding: "gzip"}, gzipped(csv)},
+		{"multistream", FormatHint{}, append(gzipped("device_id,asset_tag\n"), gzipped("vr-1,AT-1\n")...)},
+		// GCS decompresses objects stored with Content-Encoding: gzip for
+		// clients that do not ask for the compressed bytes.
+		{"hinted but served decompressed", FormatHint{Name: "devices.csv.gz", ContentEncoding: "gzip"}, []byte(csv)},
+		{"JSON sniffed inside gzip", FormatHint{}, gzipped(`[{"device_id":"vr-1","asset_tag":"AT-1"}]`)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, err := ParseMetadata(bytes.NewReader(tt.in), tt.hint)
+			if err != nil {
+				t.Fatalf("ParseMetadata(%+v) error: %v", tt.hint, err)
+			}
+			if got := contents(t, d); !maps.Equal(got, want) {
+				t.Errorf("ParseMetadata(%+v) = %v, want %v", tt.hint, got, want)
+			}
+		})
+	}
+}
+
+func TestFormatHint(t *testing.T) {
+	tests := []struct {
+		hint FormatHint
+		want Format
+	}{
+		{FormatHint{Name: "devices.csv"}, FormatCSV},
+		{FormatHint{Name: "gs://bucket/dir/DEVICES.CSV.GZ"}, FormatCSV},
+		{FormatHint{Name: "devices.json"}, FormatJSON},
+		{FormatHint{Name: "devices.json.gz", ContentType: "text/csv"}, FormatJSON},
+		{FormatHint{Name: "devices.ndjson"}, FormatNDJSON},
+		{FormatHint{Name: "devices.jsonl.gzip"}, FormatNDJSON},
+		{FormatHint{Name: "devices", ContentType: "text/csv; charset=utf-8"}, FormatCSV},
+		{FormatHint{Name: "devices.txt", ContentType: "application/json"}, FormatJSON},
+		{FormatHint{ContentType: "application/x-ndjson"}, FormatNDJSON},
+		{FormatHint{ContentType: "application/jsonl"}, FormatNDJSON},
+		{FormatHint{Name: "devices.gz", ContentType: "application/gzip", ContentEncoding: "gzip"}, ""},
+		{FormatHint{ContentType: "application/octet-stream"}, ""},
+		{FormatHint{ContentType: "not a media type;;"}, ""},
+		{FormatHint{}, ""},
+	}
+	for _, tt := range tests {
+		if got := tt.hint.format(); got != tt.want {
+			t.Errorf("%+v.format() = %q, want %q", tt.hint, got, tt.want)
+		}
+	}
+}

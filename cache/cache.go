@@ -18,9 +18,9 @@
 // Log lines (log/slog, attributes source, generation, ...): INFO "metadata
 // loaded" once per new version (size, bytes, duration_ms and Config.Describe's
 // attributes), DEBUG "metadata unchanged" per metadata-only check, WARNING
-// "metadata refresh failed" (error, age, retry_in), ERROR "metadata rejected"
-// when the guard refuses a version, ERROR "metadata load failed" when the
-// first load fails.
+// "metadata refresh failed" (error, age, retry_in) when the source fails,
+// ERROR "metadata rejected" when a new version does not parse or the guard
+// refuses it, ERROR "metadata load failed" when the first load fails.
 package cache
 
 import (
@@ -55,8 +55,9 @@ const coldRetryInterval = time.Second
 // confirmed current longer than MaxStaleness ago.
 var ErrStale = errors.New("cache: value is stale")
 
-// ErrRejected is wrapped by the refresh error when a new version fails the
-// guard (no entries, or shrunk by more than MaxShrink).
+// ErrRejected is wrapped by the refresh error when a new version is bad
+// data: it downloads completely but does not parse, or it fails the guard
+// (no entries, or shrunk by more than MaxShrink).
 var ErrRejected = errors.New("cache: new version rejected")
 
 // Config configures a Cache. Source and Parse are required; zero values of

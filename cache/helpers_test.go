@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"testing/fstest"
+	"testing/iotest"
 	"time"
 
 	"github.com/devicestream/enrichevent/cache"
@@ -69,6 +70,7 @@ type countingSource struct {
 	gate         atomic.Pointer[chan struct{}]
 	entered      chan struct{}
 	beforeOpen   atomic.Pointer[func()]
+	readErr      atomic.Pointer[error] // if set, a download fails with it after a few bytes
 }
 
 var _ cache.Source = (*countingSource)(nil)
@@ -95,7 +97,15 @@ func (s *countingSource) Open(ctx context.Context, v cache.Version) (io.ReadClos
 	if f := s.beforeOpen.Load(); f != nil {
 		(*f)()
 	}
-	return s.Source.Open(ctx, v)
+	rc, err := s.Source.Open(ctx, v)
+	if e := s.readErr.Load(); e != nil && err == nil {
+		cut := io.MultiReader(io.LimitReader(rc, 2), iotest.ErrReader(*e))
+		return struct {
+			io.Reader
+			io.Closer
+		}{cut, rc}, nil
+	}
+	return rc, err
 }
 
 // closeGate makes Stat wait until the returned func is called.

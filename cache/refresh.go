@@ -113,7 +113,9 @@ func (c *Cache[T]) fetch(ctx context.Context, cur *Snapshot[T], v Version) (*Sna
 	return s, nil
 }
 
-// download opens version v and parses it, counting the raw bytes read.
+// download opens version v and parses it, counting the raw bytes read. A
+// version that downloads completely but does not parse is rejected, like
+// one the guard refuses: it is bad data, not a passing failure.
 func (c *Cache[T]) download(ctx context.Context, v Version) (value T, n int64, err error) {
 	rc, err := c.cfg.Source.Open(ctx, v)
 	if err != nil {
@@ -123,8 +125,12 @@ func (c *Cache[T]) download(ctx context.Context, v Version) (value T, n int64, e
 	c.downloads.Add(1)
 	r := &countingReader{r: rc}
 	value, err = c.parse(r, v)
-	if err != nil {
-		return value, r.n, fmt.Errorf("parse %s generation %d: %w", c.cfg.Source, v.Generation, err)
+	switch {
+	case err != nil && r.err != nil: // the download failed: try again later
+		return value, r.n, fmt.Errorf("read %s generation %d: %w", c.cfg.Source, v.Generation, err)
+	case err != nil: // every byte arrived and they do not parse: bad data
+		c.rejections.Add(1)
+		return value, r.n, fmt.Errorf("%w: parse %s generation %d: %w", ErrRejected, c.cfg.Source, v.Generation, err)
 	}
 	return value, r.n, nil
 }

@@ -22,9 +22,14 @@ func TestFailedRefreshKeepsLastGood(t *testing.T) {
 		wantErr   string
 	}{
 		{"source down", func(f *fixture) { f.fs.remove(fileName) }, "metadata refresh failed", "WARN", "file does not exist"},
-		{"parse error", func(f *fixture) { f.write("d0\nd1\nd2\nd3") }, "metadata refresh failed", "WARN", "partial last line"},
-		{"parser panic", func(f *fixture) { f.write("panic\n") }, "metadata refresh failed", "WARN", "parser panic: parser bug"},
+		{"parse error", func(f *fixture) { f.write("d0\nd1\nd2\nd3") }, "metadata rejected", "ERROR", "partial last line"},
+		{"parser panic", func(f *fixture) { f.write("panic\n") }, "metadata rejected", "ERROR", "parser panic: parser bug"},
 		{"rejected", func(f *fixture) { f.write("") }, "metadata rejected", "ERROR", "no entries"},
+		{"download cut", func(f *fixture) {
+			f.write(lines(4))
+			err := errors.New("connection reset")
+			f.src.readErr.Store(&err)
+		}, "metadata refresh failed", "WARN", "connection reset"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, lines(3), nil)

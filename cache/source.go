@@ -43,14 +43,19 @@ type Source interface {
 	String() string
 }
 
-// countingReader counts the bytes read through it.
+// countingReader counts the bytes read through it and keeps the first
+// read error other than io.EOF, to tell a failed download from bad data.
 type countingReader struct {
-	r io.Reader
-	n int64
+	r   io.Reader
+	n   int64
+	err error
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
+	if err != nil && err != io.EOF && c.err == nil {
+		c.err = err
+	}
 	return n, err
 }

@@ -1,0 +1,220 @@
+package deploytest
+
+import (
+	"crypto/md5"
+	"encoding/base64"
+	"net/http"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+const (
+	runtimeEmail = "enrich-event-runtime@proj-1.iam.gserviceaccount.com"
+	invokerEmail = "enrich-event-invoker@proj-1.iam.gserviceaccount.com"
+	buildEmail   = "enrich-event-build@proj-1.iam.gserviceaccount.com"
+	pubsubAgent  = "serviceAccount:service-" + projectNumber + "@gcp-sa-pubsub.iam.gserviceaccount.com"
+	dlqTopic     = "projects/proj-1/topics/device-events-dead-letter"
+	metadataCSV  = "device_id,asset_tag,location_id,tenant_name\ndev-1,A-1,L-1,acme\n"
+)
+
+// TestDeploy runs deploy.sh twice per target with the real gcloud and bq
+// against the fake, checks what the first run created and that the second
+// created nothing.
+func TestDeploy(t *testing.T) {
+	requireCLIs(t)
+	discovery := bigQueryDiscovery(t)
+	metadata := filepath.Join(t.TempDir(), "devices.csv")
+	if err := os.WriteFile(metadata, []byte(metadataCSV), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		target   string
+		existing map[string]map[string]any // resources the project has before the first run
+		args     []string
+		check    func(t *testing.T, s *Server, reqs []Request) (subscription string)
+		deploy   func(r Request) bool // the second run's redeploy request
+	}{{
+		target: "function",
+		// A project that already has the topic, the bucket (without the
+		// metadata object) and an empty dataset.
+		existing: map[string]map[string]any{
+			"pubsub:projects/proj-1/topics/device-events": {"name": "projects/proj-1/topics/device-events"},
+			"storage:b/proj-1-device-metadata": {"name": "proj-1-device-metadata", "id": "proj-1-device-metadata",
+				"kind": "storage#bucket", "location": "US-CENTRAL1", "projectNumber": projectNumber},
+			"bigquery:projects/proj-1/datasets/device_events": {"id": "proj-1:device_events",
+				"datasetReference": map[string]any{"projectId": project, "datasetId": "device_events"}, "location": "us-central1"},
+		},
+		args:   []string{"--project=" + project, "--upload-metadata=" + metadata, "--env=LOG_LEVEL=debug"},
+		check:  checkFunction,
+		deploy: func(r Request) bool { return r.Method == http.MethodPatch && r.API == "cloudfunctions" },
+	}, {
+		target: "run",
+		args:   []string{"--project=" + project, "--target=run"},
+		check:  checkRunService,
+		deploy: func(r Request) bool {
+			return r.Method == http.MethodPut && strings.Contains(r.Path, "/serving.knative.dev/")
+		},
+	}}
+	for _, tc := range tests {
+		t.Run(tc.target, func(t *testing.T) {
+			if testing.Short() && tc.target != "function" {
+				t.Skip("-short: the function target only")
+			}
+			t.Parallel() // each CLI call costs about a second of CPU
+			s := NewServer(project, projectNumber, discovery)
+			defer s.Close()
+			for key, v := range tc.existing {
+				s.Put(key, v)
+			}
+			env := cliEnv(t, s)
+
+			start := time.Now()
+			if _, stderr, err := runDeploy(t, env, tc.args...); err != nil {
+				t.Fatalf("first deploy.sh run: %v\nstderr:\n%s\nrequests:\n%s", err, stderr, failed(s.Requests()))
+			}
+			first := s.Requests()
+			t.Logf("first run: %d requests in %v", len(first), time.Since(start).Round(time.Millisecond))
+			checkNoRealHosts(t, first)
+			checkResources(t, first, tc.existing)
+			subscription := tc.check(t, s, first)
+			checkBindings(t, first, subscription)
+
+			keys, policies := stableKeys(s.Keys()), s.Policies()
+			start = time.Now()
+			if _, stderr, err := runDeploy(t, env, tc.args...); err != nil {
+				t.Fatalf("second deploy.sh run: %v\nstderr:\n%s\nrequests:\n%s", err, stderr, failed(s.Requests()[len(first):]))
+			}
+			second := s.Requests()[len(first):]
+			t.Logf("second run: %d requests in %v", len(second), time.Since(start).Round(time.Millisecond))
+			checkNoRealHosts(t, second)
+			checkIdempotent(t, second, tc.deploy)
+			if got := stableKeys(s.Keys()); !reflect.DeepEqual(got, keys) {
+				t.Errorf("resources after the second run = %v, want those after the first: %v", got, keys)
+			}
+			if got := s.Policies(); !samePolicies(got, policies) {
+				t.Errorf("IAM policies after the second run = %v, want those after the first: %v", got, policies)
+			}
+		})
+	}
+}
+
+// checkFunction checks the Cloud Run function and its trigger subscription,
+// and returns that subscription's name.
+func checkFunction(t *testing.T, s *Server, reqs []Request) string {
+	create := one(t, reqs, http.MethodPost, "cloudfunctions", "/locations/us-central1/functions")
+	if create.Query != "alt=json&functionId=enrich-event" {
+		t.Errorf("function create query = %q, want functionId=enrich-event", create.Query)
+	}
+	fn := create.JSON()
+	for _, f := range []struct {
+		path []string
+		want string
+	}{
+		{[]string{"buildConfig", "runtime"}, "go126"},
+		{[]string{"buildConfig", "entryPoint"}, "EnrichEvent"},
+		{[]string{"buildConfig", "serviceAccount"}, "projects/proj-1/serviceAccounts/" + buildEmail},
+		{[]string{"serviceConfig", "serviceAccountEmail"}, runtimeEmail},
+		{[]string{"serviceConfig", "environmentVariables"}, `{"BQ_TABLE":"proj-1.device_events.events","LOG_LEVEL":"debug","METADATA_URI":"gs://proj-1-device-metadata/devices.csv"}`},
+		{[]string{"serviceConfig", "availableMemory"}, "512Mi"},
+		{[]string{"serviceConfig", "availableCpu"}, "1"},
+		{[]string{"serviceConfig", "maxInstanceRequestConcurrency"}, "80"},
+		{[]string{"serviceConfig", "maxInstanceCount"}, "10"},
+		{[]string{"serviceConfig", "timeoutSeconds"}, "60"},
+		{[]string{"serviceConfig", "ingressSettings"}, "ALLOW_INTERNAL_ONLY"},
+		{[]string{"eventTrigger", "pubsubTopic"}, "projects/proj-1/topics/device-events"},
+		{[]string{"eventTrigger", "retryPolicy"}, "RETRY_POLICY_RETRY"},
+		{[]string{"eventTrigger", "serviceAccountEmail"}, invokerEmail},
+	} {
+		if got := field(fn, f.path...); got != f.want {
+			t.Errorf("function %s = %s, want %s", strings.Join(f.path, "."), got, f.want)
+		}
+	}
+	for _, r := range reqs {
+		if r.Method == http.MethodPut && strings.HasPrefix(r.Path, "/upload-source/") {
+			checkUploadedSource(t, r.Body)
+		}
+	}
+
+	upload := one(t, reqs, http.MethodPost, "storage", "/upload/storage/v1/b/proj-1-device-metadata/o")
+	if obj := s.Resource("storage:b/proj-1-device-metadata/o/devices.csv"); obj == nil {
+		t.Errorf("%s stored no gs://proj-1-device-metadata/devices.csv", upload)
+	} else if sum := md5.Sum([]byte(metadataCSV)); obj["md5Hash"] != base64.StdEncoding.EncodeToString(sum[:]) {
+		t.Errorf("uploaded metadata md5 = %v, want that of %q", obj["md5Hash"], metadataCSV)
+	}
+
+	trigger := field(s.Resource("cloudfunctions:projects/proj-1/locations/us-central1/functions/enrich-event"), "eventTrigger", "trigger")
+	sub := field(s.Resource("eventarc:"+trigger), "transport", "pubsub", "subscription")
+	if sub == "" {
+		t.Fatalf("no subscription for trigger %q", trigger)
+	}
+	patch := one(t, reqs, http.MethodPatch, "pubsub", "/v1/"+sub).JSON()
+	if got, want := field(patch, "subscription", "deadLetterPolicy"), `{"deadLetterTopic":"`+dlqTopic+`","maxDeliveryAttempts":10}`; got != want {
+		t.Errorf("trigger subscription dead-letter policy = %s, want %s", got, want)
+	}
+	return sub
+}
+
+// checkRunService checks the Cloud Run service, its build and its push
+// subscription, and returns that subscription's name.
+func checkRunService(t *testing.T, s *Server, reqs []Request) string {
+	build := one(t, reqs, http.MethodPost, "run", "/v2/projects/proj-1/locations/us-central1/builds:submit").JSON()
+	for path, want := range map[string]string{
+		"buildpackBuild.functionTarget": "EnrichEvent",
+		"buildpackBuild.baseImage":      "go126",
+		"serviceAccount":                "projects/proj-1/serviceAccounts/" + buildEmail,
+	} {
+		if got := field(build, strings.Split(path, ".")...); got != want {
+			t.Errorf("builds:submit %s = %s, want %s", path, got, want)
+		}
+	}
+	svc := one(t, reqs, http.MethodPost, "run", "/namespaces/proj-1/services").JSON()
+	spec := []string{"spec", "template", "spec"}
+	for _, f := range []struct {
+		path []string
+		want string
+	}{
+		{[]string{"metadata", "name"}, "enrich-event"},
+		{[]string{"metadata", "annotations", "run.googleapis.com/ingress"}, "internal"},
+		{[]string{"spec", "template", "metadata", "annotations", "autoscaling.knative.dev/maxScale"}, "10"},
+		{append(spec, "serviceAccountName"), runtimeEmail},
+		{append(spec, "containerConcurrency"), "80"},
+		{append(spec, "timeoutSeconds"), "60"},
+	} {
+		if got := field(svc, f.path...); got != f.want {
+			t.Errorf("service %s = %s, want %s", strings.Join(f.path, "."), got, f.want)
+		}
+	}
+	containers, _ := jsonPath(svc, spec...).(map[string]any)["containers"].([]any)
+	if len(containers) != 1 {
+		t.Fatalf("service has %d containers, want 1", len(containers))
+	}
+	c := containers[0].(map[string]any)
+	if got, want := field(c, "env"), `[{"name":"METADATA_URI","value":"gs://proj-1-device-metadata/devices.csv"},{"name":"BQ_TABLE","value":"proj-1.device_events.events"}]`; got != want {
+		t.Errorf("service env = %s, want %s", got, want)
+	}
+	if got, want := field(c, "resources", "limits"), `{"cpu":"1","memory":"512Mi"}`; got != want {
+		t.Errorf("service limits = %s, want %s", got, want)
+	}
+
+	url := field(s.Resource("run:projects/proj-1/locations/us-central1/services/enrich-event"), "status", "url")
+	push := one(t, reqs, http.MethodPut, "pubsub", "/v1/projects/proj-1/subscriptions/enrich-event-push").JSON()
+	for path, want := range map[string]string{
+		"topic":                   "projects/proj-1/topics/device-events",
+		"pushConfig.pushEndpoint": url + "/projects/proj-1/topics/device-events",
+		"pushConfig.oidcToken":    `{"audience":"` + url + `","serviceAccountEmail":"` + invokerEmail + `"}`,
+		"pushConfig.noWrapper":    "",
+		"ackDeadlineSeconds":      "90",
+		"deadLetterPolicy":        `{"deadLetterTopic":"` + dlqTopic + `","maxDeliveryAttempts":10}`,
+		"retryPolicy":             `{"maximumBackoff":"600s","minimumBackoff":"10s"}`,
+		"expirationPolicy":        "{}",
+	} {
+		if got := field(push, strings.Split(path, ".")...); got != want {
+			t.Errorf("push subscription %s = %s, want %s", path, got, want)
+		}
+	}
+	return "projects/proj-1/subscriptions/enrich-event-push"
+}

@@ -1,0 +1,210 @@
+package deploytest
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestDryRun checks that --dry-run prints every command for an empty
+// project and runs none: gcloud, bq and gsutil are shadowed by stubs that
+// record any call.
+func TestDryRun(t *testing.T) {
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Skip("bash not found")
+	}
+	root := repoRoot(t)
+	rows := filepath.Join(root, "sink", "schema", "rows.json")
+	errs := filepath.Join(root, "sink", "schema", "error_records.json")
+	const (
+		runtimeSA = "serviceAccount:enrich-event-runtime@proj-1.iam.gserviceaccount.com"
+		invokerSA = "serviceAccount:enrich-event-invoker@proj-1.iam.gserviceaccount.com"
+		agent     = "serviceAccount:service-PROJECT_NUMBER@gcp-sa-pubsub.iam.gserviceaccount.com"
+	)
+	tests := []struct {
+		name   string
+		env    []string
+		args   []string
+		want   []string // command lines containing these, in this order
+		absent []string
+	}{{
+		name: "function",
+		args: []string{"--project=proj-1", "--dry-run", "--env=LOG_LEVEL=debug"},
+		want: []string{
+			"gcloud services enable cloudfunctions.googleapis.com run.googleapis.com",
+			"gcloud iam service-accounts create enrich-event-runtime --project=proj-1",
+			"gcloud iam service-accounts create enrich-event-invoker --project=proj-1",
+			"gcloud iam service-accounts create enrich-event-build --project=proj-1",
+			"gcloud projects add-iam-policy-binding proj-1 --member=serviceAccount:enrich-event-build@proj-1.iam.gserviceaccount.com --role=roles/cloudbuild.builds.builder",
+			"gcloud storage buckets create gs://proj-1-device-metadata --project=proj-1 --location=us-central1 --uniform-bucket-level-access --public-access-prevention",
+			"gcloud storage buckets add-iam-policy-binding gs://proj-1-device-metadata --project=proj-1 --member=" + runtimeSA + " --role=roles/storage.objectViewer",
+			"gcloud pubsub topics create device-events --project=proj-1",
+			"gcloud pubsub topics create device-events-dead-letter --project=proj-1",
+			"gcloud pubsub subscriptions create device-events-dead-letter-sub --project=proj-1 --topic=device-events-dead-letter",
+			"gcloud pubsub topics add-iam-policy-binding device-events-dead-letter --project=proj-1 --member=" + agent + " --role=roles/pubsub.publisher",
+			"bq --format=none mk --dataset --location=us-central1",
+			"bq --format=none mk --table --schema=" + rows + " --time_partitioning_type=DAY --time_partitioning_field=event_time --clustering_fields=device_id",
+			"bq --format=none mk --table --schema=" + errs,
+			"PARTITION BY message_id",
+			"bq --format=none add-iam-policy-binding --dataset --member=" + runtimeSA + " --role=roles/bigquery.dataEditor proj-1:device_events",
+			"gcloud functions deploy enrich-event --gen2 --runtime=go126 --entry-point=EnrichEvent --trigger-topic=device-events --retry --trigger-service-account=enrich-event-invoker@proj-1.iam.gserviceaccount.com",
+			"--service-account=enrich-event-runtime@proj-1.iam.gserviceaccount.com --set-env-vars=METADATA_URI=gs://proj-1-device-metadata/devices.csv,BQ_TABLE=proj-1.device_events.events,LOG_LEVEL=debug --memory=512Mi --cpu=1 --concurrency=80 --max-instances=10 --min-instances=0",
+			"gcloud run services add-iam-policy-binding enrich-event --project=proj-1 --region=us-central1 --member=" + invokerSA + " --role=roles/run.invoker",
+			"gcloud pubsub subscriptions update TRIGGER_SUBSCRIPTION --project=proj-1 --dead-letter-topic=device-events-dead-letter --max-delivery-attempts=10",
+			"gcloud pubsub subscriptions add-iam-policy-binding TRIGGER_SUBSCRIPTION --project=proj-1 --member=" + agent + " --role=roles/pubsub.subscriber",
+		},
+		absent: []string{"gcloud run deploy", "gcloud storage cp"},
+	}, {
+		name: "run",
+		args: []string{"--project=proj-1", "--target=run", "--timeout=300", "--dry-run", "--upload-metadata=" + rows},
+		want: []string{
+			"gcloud storage cp " + rows + " gs://proj-1-device-metadata/devices.csv",
+			"gcloud run deploy enrich-event --function=EnrichEvent --base-image=go126 --no-allow-unauthenticated --ingress=internal --timeout=300s",
+			"gcloud run services add-iam-policy-binding enrich-event --project=proj-1 --region=us-central1 --member=" + invokerSA + " --role=roles/run.invoker",
+			"gcloud pubsub subscriptions create enrich-event-push --project=proj-1 --topic=device-events --push-endpoint=https://SERVICE_URL/projects/proj-1/topics/device-events --push-auth-service-account=enrich-event-invoker@proj-1.iam.gserviceaccount.com --push-auth-token-audience=https://SERVICE_URL --ack-deadline=330 --dead-letter-topic=device-events-dead-letter --max-delivery-attempts=10",
+			"gcloud pubsub subscriptions add-iam-policy-binding enrich-event-push --project=proj-1 --member=" + agent + " --role=roles/pubsub.subscriber",
+		},
+		absent: []string{"gcloud functions deploy", "TRIGGER_SUBSCRIPTION"},
+	}, {
+		name: "environment fallbacks",
+		env:  []string{"PROJECT_ID=env-proj", "REGION=europe-west1", "SERVICE_NAME=enricher", "TOPIC=events", "MAX_INSTANCES=3"},
+		args: []string{"--dry-run"},
+		want: []string{
+			"gcloud pubsub topics create events --project=env-proj",
+			"gcloud pubsub topics create events-dead-letter --project=env-proj",
+			"gcloud functions deploy enricher --gen2",
+			"--region=europe-west1",
+			"--max-instances=3",
+		},
+	}, {
+		name: "env value with a comma",
+		args: []string{"--project=proj-1", "--dry-run", "--env=DEVICE_ID_FIELD=a,b"},
+		want: []string{"'--set-env-vars=^|^METADATA_URI=gs://proj-1-device-metadata/devices.csv|BQ_TABLE=proj-1.device_events.events|DEVICE_ID_FIELD=a,b'"},
+	}, {
+		name: "env replaces a default",
+		args: []string{"--project=proj-1", "--dry-run", "--env=METADATA_TTL=5m", "--env=METADATA_URI=gs://other/devices.json"},
+		want: []string{"--set-env-vars=BQ_TABLE=proj-1.device_events.events,METADATA_TTL=5m,METADATA_URI=gs://other/devices.json "},
+	}, {
+		name: "error table given",
+		args: []string{"--project=proj-1", "--dry-run", "--error-table=poison"},
+		want: []string{
+			"proj-1:device_events.poison",
+			"BQ_TABLE=proj-1.device_events.events,BQ_ERROR_TABLE=poison",
+		},
+	}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			env, calls := stubbedEnv(t)
+			stdout, stderr, err := runDeploy(t, append(env, tc.env...), tc.args...)
+			if err != nil {
+				t.Fatalf("deploy.sh %s: %v\nstderr:\n%s", strings.Join(tc.args, " "), err, stderr)
+			}
+			checkNoCalls(t, calls)
+			var commands []string
+			for _, line := range strings.Split(strings.TrimSpace(stdout), "\n") {
+				if strings.HasPrefix(line, "#") {
+					continue
+				}
+				if !strings.HasPrefix(line, "gcloud ") && !strings.HasPrefix(line, "bq ") {
+					t.Errorf("dry-run line is neither a comment nor a gcloud/bq command: %q", line)
+				}
+				commands = append(commands, line)
+			}
+			next := 0 // each wanted text is in this command or a later one
+			for _, want := range tc.want {
+				found := false
+				for ; next < len(commands); next++ {
+					if found = strings.Contains(commands[next], want); found {
+						break
+					}
+				}
+				if !found {
+					t.Fatalf("dry-run output has no command containing %q (after the ones before it); output:\n%s", want, stdout)
+				}
+			}
+			for _, absent := range tc.absent {
+				if strings.Contains(stdout, absent) {
+					t.Errorf("dry-run output contains %q; output:\n%s", absent, stdout)
+				}
+			}
+		})
+	}
+}
+
+// TestUsageErrors checks that bad settings stop deploy.sh before it runs
+// anything, with a message naming the problem.
+func TestUsageErrors(t *testing.T) {
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Skip("bash not found")
+	}
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--project=p", "--target=lambda"}, "--target must be function or run"},
+		{[]string{"--project=p", "--max-delivery-attempts=3"}, "--max-delivery-attempts must be 5..100"},
+		{[]string{"--project=p", "--timeout=900"}, "--timeout must be 1..540"},
+		{[]string{"--project=p", "--concurrency=many"}, "CONCURRENCY must be a whole number"},
+		{[]string{"--project=p", "--min-instances=5", "--max-instances=2"}, "--min-instances must not exceed --max-instances"},
+		{[]string{"--project=p", "--cpu=0.5"}, "--concurrency above 1 needs --cpu of at least 1"},
+		{[]string{"--project=p", "--error-table=events"}, "--error-table must differ"},
+		{[]string{"--project=p", "--ingress=public"}, "--ingress must be internal or all"},
+		{[]string{"--project=p", "--name=a-name-far-too-long-for-an-account"}, "service account id"},
+		{[]string{"--project=p", "--upload-metadata=/nonexistent/devices.csv"}, "no such file"},
+		{[]string{"--project=p", "--env=lower=x"}, "--env wants KEY=VALUE"},
+		{[]string{"--project=p", "--frobnicate"}, "unknown flag: --frobnicate"},
+		{[]string{"--project=p", "stray"}, "unexpected argument: stray"},
+		{[]string{"--project"}, "--project needs a value"},
+	}
+	for _, tc := range tests {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			env, calls := stubbedEnv(t)
+			_, stderr, err := runDeploy(t, env, tc.args...)
+			if err == nil {
+				t.Fatalf("deploy.sh %s succeeded, want an error containing %q", strings.Join(tc.args, " "), tc.want)
+			}
+			if !strings.Contains(stderr, tc.want) {
+				t.Errorf("deploy.sh %s: stderr = %q, want it to contain %q", strings.Join(tc.args, " "), stderr, tc.want)
+			}
+			checkNoCalls(t, calls)
+		})
+	}
+
+	t.Run("--help", func(t *testing.T) {
+		env, calls := stubbedEnv(t)
+		stdout, _, err := runDeploy(t, env, "--help")
+		if err != nil {
+			t.Fatalf("deploy.sh --help: %v", err)
+		}
+		for _, want := range []string{"Usage:", "--project=ID", "--target=function|run", "--upload-metadata=FILE", "--dry-run"} {
+			if !strings.Contains(stdout, want) {
+				t.Errorf("deploy.sh --help output lacks %q:\n%s", want, stdout)
+			}
+		}
+		checkNoCalls(t, calls)
+	})
+}
+
+// stubbedEnv returns an environment whose gcloud, bq and gsutil only record
+// that they were called (into the returned file) and fail.
+func stubbedEnv(t *testing.T) (env []string, calls string) {
+	t.Helper()
+	dir := t.TempDir()
+	calls = filepath.Join(dir, "calls")
+	for _, tool := range []string{"gcloud", "bq", "gsutil"} {
+		script := "#!/bin/sh\nprintf '%s\\n' \"$0 $*\" >>'" + calls + "'\nexit 97\n"
+		if err := os.WriteFile(filepath.Join(dir, tool), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return []string{"PATH=" + dir + string(os.PathListSeparator) + os.Getenv("PATH"), "HOME=" + dir}, calls
+}
+
+func checkNoCalls(t *testing.T, calls string) {
+	t.Helper()
+	if b, err := os.ReadFile(calls); err == nil {
+		t.Errorf("deploy.sh ran cloud CLIs:\n%s", b)
+	}
+}

@@ -198,6 +198,9 @@ func (cp *colPlan) value(v protoreflect.Value, name string) (any, string) {
 		if !utf8.ValidString(s) || !json.Valid([]byte(s)) {
 			return nil, fmt.Sprintf("Field %s: Invalid JSON value: %.64q", name, s)
 		}
+		if d := jsonDepth(s); d > maxJSONDepth {
+			return nil, fmt.Sprintf("Field %s: JSON nesting depth %d exceeds the limit of %d", name, d, maxJSONDepth)
+		}
 		return s, ""
 	case bigquery.BytesFieldType:
 		return bytes.Clone(v.Bytes()), ""
@@ -230,4 +233,28 @@ func at(path string) string {
 		return ""
 	}
 	return " at " + strings.TrimSuffix(path, ".")
+}
+
+// maxJSONDepth is BigQuery's limit on the nesting of a JSON value.
+const maxJSONDepth = 500
+
+// jsonDepth returns the deepest nesting of objects and arrays in the valid
+// JSON text s.
+func jsonDepth(s string) int {
+	depth, deepest, inString := 0, 0, false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case inString && c == '\\':
+			i++
+		case c == '"':
+			inString = !inString
+		case inString:
+		case c == '{' || c == '[':
+			depth++
+			deepest = max(deepest, depth)
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return deepest
 }

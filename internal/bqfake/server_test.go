@@ -236,6 +236,7 @@ func TestRowErrors(t *testing.T) {
 		{"timestamp out of range", map[string]any{"id": "x", "at": tooLate}, "out of range"},
 		{"timestamp before year 1", map[string]any{"id": "x", "at": int64(-62135596800000001)}, "out of range"},
 		{"invalid JSON", map[string]any{"id": "x", "doc": `{"x":`}, "Invalid JSON"},
+		{"JSON nested too deep", map[string]any{"id": "x", "doc": `{"s":"[[[\"","x":` + strings.Repeat("[", 501) + strings.Repeat("]", 501) + "}"}, "nesting depth 502"},
 		{"missing required", map[string]any{"n": int64(1)}, "Required field id"},
 		{"missing required in record", map[string]any{"id": "x", "tags": []map[string]string{{"v": "only"}}}, "Required field tags[0].k"},
 		{"invalid UTF-8", map[string]any{"id": "\xff"}, "UTF-8"},

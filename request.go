@@ -2,6 +2,7 @@ package enrichevent
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -16,12 +17,23 @@ import (
 // messagePublished is the only CloudEvent type this function accepts.
 const messagePublished = "google.cloud.pubsub.topic.v1.messagePublished"
 
+// maxPresize bounds the buffer readBody allocates before any byte arrives.
+const maxPresize = 64 << 10
+
 // errBodyTooLarge is returned by readBody for a body over MAX_REQUEST_BYTES.
 var errBodyTooLarge = errors.New("request body too large")
 
-// readBody reads the whole body, refusing more than limit bytes.
+// readBody reads the whole body, refusing more than limit bytes. The
+// buffer is sized from Content-Length when the client sent one (Pub/Sub
+// does), so that a typical body costs one allocation instead of
+// io.ReadAll's growth from 512 bytes. The size is trusted only up to
+// maxPresize: beyond, memory grows with the bytes that actually arrive.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	size := 512
+	if n := r.ContentLength; n > 0 && n <= limit {
+		size = int(min(n, maxPresize)) + 1 // +1: room to read EOF without growing
+	}
+	body, err := readAll(http.MaxBytesReader(w, r.Body, limit), size)
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
 		return nil, fmt.Errorf("%w: over MAX_REQUEST_BYTES=%d", errBodyTooLarge, limit)
@@ -29,26 +41,50 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	return body, err
 }
 
+// readAll is io.ReadAll starting with a buffer of size bytes.
+func readAll(r io.Reader, size int) ([]byte, error) {
+	b := make([]byte, 0, size)
+	for {
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)] // let append pick the next size
+		}
+	}
+}
+
 // decodeRequest turns a request into the push envelope it carries. It
 // accepts binary and structured CloudEvents (Eventarc), whose data is the
 // envelope, and a raw Pub/Sub push body. Any error is permanent; the
 // envelope holds whatever could be decoded, for the error record.
 func decodeRequest(r *http.Request, body []byte) (enrich.PushEnvelope, error) {
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	switch cehttp.NewMessageFromHttpRequest(r).ReadEncoding() {
-	case binding.EncodingBinary, binding.EncodingStructured:
-		return decodeCloudEvent(r)
+	msg := cehttp.NewMessage(r.Header, nil)
+	switch msg.ReadEncoding() {
+	case binding.EncodingBinary:
+		// The event's attributes are in the headers and its data is the
+		// body: the SDK need not read (and copy) the body.
+		return decodeCloudEvent(msg, body)
+	case binding.EncodingStructured:
+		msg.BodyReader = io.NopCloser(bytes.NewReader(body))
+		return decodeCloudEvent(msg, nil)
 	case binding.EncodingBatch:
 		return enrich.PushEnvelope{}, enrich.Permanent(enrich.ReasonInvalidEnvelope, "batched CloudEvents are not supported")
 	}
 	return enrich.DecodePush(body)
 }
 
-// decodeCloudEvent parses the CloudEvent in r with sdk-go's HTTP binding,
+// decodeCloudEvent parses the CloudEvent in msg with sdk-go's HTTP binding,
 // in the request's own goroutine (see PLATFORM.md for why not
-// functions.CloudEvent).
-func decodeCloudEvent(r *http.Request) (enrich.PushEnvelope, error) {
-	ev, err := cehttp.NewEventFromHTTPRequest(r)
+// functions.CloudEvent). For a binary CloudEvent msg has no body and data
+// is the event's data; for a structured one the data is in msg's body.
+func decodeCloudEvent(msg *cehttp.Message, data []byte) (enrich.PushEnvelope, error) {
+	ev, err := binding.ToEvent(context.Background(), msg)
 	if err != nil {
 		return enrich.PushEnvelope{}, enrich.Permanent(enrich.ReasonInvalidEnvelope, "cloudevent: %v", err)
 	}
@@ -56,7 +92,10 @@ func decodeCloudEvent(r *http.Request) (enrich.PushEnvelope, error) {
 	if ev.Type() != messagePublished {
 		return fallback, enrich.Permanent(enrich.ReasonWrongEventType, "cloudevent type %q, want %q", ev.Type(), messagePublished)
 	}
-	env, err := enrich.DecodePush(ev.Data())
+	if msg.ReadEncoding() == binding.EncodingStructured {
+		data = ev.Data()
+	}
+	env, err := enrich.DecodePush(data)
 	if env.Message.MessageID == "" {
 		env.Message.MessageID = ev.ID()
 	}

@@ -1,0 +1,158 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/devicestream/enrichevent/enrich"
+)
+
+// TestTemplates checks that every request loadgen sends is what Pub/Sub
+// or Eventarc would send: a valid HTTP request whose body is a push
+// envelope with a ~300-byte event of a known device, and a message id
+// that differs per request.
+func TestTemplates(t *testing.T) {
+	devices := []string{"vr-0000001", "vr-0000002", "vr-0000003"}
+	for _, shape := range []string{shapePush, shapeCloudEvent} {
+		t.Run(shape, func(t *testing.T) {
+			tmpls, err := buildTemplates(shape, "127.0.0.1:1", devices, 4)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, tmpl := range tmpls {
+				seen := map[string]bool{}
+				for _, id := range []struct {
+					phase, worker int
+					seq           uint64
+				}{{1, 0, 0}, {1, 0, 1}, {1, 1, 0}, {2, 0, 0}, {999, 99999, 999999999999}} {
+					raw := tmpl.appendTo(nil, id.phase, id.worker, id.seq)
+					req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(raw)))
+					if err != nil {
+						t.Fatalf("template %d: ReadRequest: %v", i, err)
+					}
+					body, err := io.ReadAll(req.Body)
+					if err != nil || int64(len(body)) != req.ContentLength {
+						t.Fatalf("template %d: body of %d bytes, %v; Content-Length %d", i, len(body), err, req.ContentLength)
+					}
+					env, err := enrich.DecodePush(body)
+					if err != nil {
+						t.Fatalf("template %d: DecodePush: %v", i, err)
+					}
+					ev, err := enrich.Options{}.ParseEvent(env.Message.Data)
+					if err != nil {
+						t.Fatalf("template %d: ParseEvent: %v", i, err)
+					}
+					if want := devices[i%len(devices)]; ev.DeviceID != want {
+						t.Errorf("template %d: device %q, want %q", i, ev.DeviceID, want)
+					}
+					if n := len(env.Message.Data); n < 250 || n > 350 {
+						t.Errorf("template %d: payload of %d bytes, want about 300", i, n)
+					}
+					mid := env.Message.MessageID
+					if len(mid) != idLen || strings.Trim(mid, "0123456789") != "" {
+						t.Errorf("template %d: message id %q, want %d digits", i, mid, idLen)
+					}
+					if shape == shapeCloudEvent && req.Header.Get("Ce-Id") != mid {
+						t.Errorf("template %d: Ce-Id %q, want the message id %q", i, req.Header.Get("Ce-Id"), mid)
+					}
+					if seen[mid] {
+						t.Errorf("template %d: message id %q repeated for %+v", i, mid, id)
+					}
+					seen[mid] = true
+				}
+			}
+		})
+	}
+}
+
+// TestReadResponse reads responses of every framing from one stream: each
+// must be consumed exactly, or the next one would not parse.
+func TestReadResponse(t *testing.T) {
+	tests := []struct {
+		name      string
+		raw       string
+		code      int
+		keepAlive bool
+	}{
+		{"204", "HTTP/1.1 204 No Content\r\nDate: x\r\n\r\n", 204, true},
+		{"content-length", "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 5\r\n\r\nboom\n", 500, true},
+		{"chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n2\r\nde\r\n0\r\nTrailer: t\r\n\r\n", 200, true},
+		{"connection close", "HTTP/1.1 413 Request Entity Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", 413, false},
+		{"http/1.0", "HTTP/1.0 204 No Content\r\n\r\n", 204, false},
+	}
+	var stream bytes.Buffer
+	for _, tt := range tests {
+		stream.WriteString(tt.raw)
+	}
+	br := bufio.NewReader(&stream)
+	for _, tt := range tests {
+		code, keepAlive, err := readResponse(br)
+		if err != nil || code != tt.code || keepAlive != tt.keepAlive {
+			t.Errorf("readResponse(%s) = %d, %v, %v; want %d, %v, nil", tt.name, code, keepAlive, err, tt.code, tt.keepAlive)
+		}
+	}
+	if _, _, err := readResponse(bufio.NewReader(strings.NewReader("HTTP/1.1 200 OK\r\n\r\nto the end"))); err != nil {
+		t.Errorf("readResponse(body to EOF) = %v", err)
+	}
+	for _, bad := range []string{"SMTP ready\r\n", "HTTP/1.1 2x0 OK\r\n\r\n", "HTTP/1.1 200 OK\r\nno colon\r\n\r\n"} {
+		if _, _, err := readResponse(bufio.NewReader(strings.NewReader(bad))); err == nil {
+			t.Errorf("readResponse(%q) = nil error, want one", bad)
+		}
+	}
+}
+
+// TestPhaseCounts drives a server that fails every third request: loadgen
+// must count exactly the answers the server gave, every message id must
+// be distinct, and no request may be lost.
+func TestPhaseCounts(t *testing.T) {
+	var mu sync.Mutex
+	ids := map[string]int{}
+	served, failed := 0, 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		env, err := enrich.DecodePush(body)
+		mu.Lock()
+		defer mu.Unlock()
+		served++
+		ids[env.Message.MessageID]++
+		if err != nil || served%3 == 0 {
+			failed++
+			http.Error(w, "try again", http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	tmpls, err := buildTemplates(shapePush, addr, []string{"vr-0000001"}, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &phase{name: "test", num: 1, addr: addr, templates: tmpls, clients: 3, duration: 200 * time.Millisecond}
+	r := summarise(p.name, p.duration, p.run())
+
+	mu.Lock()
+	defer mu.Unlock()
+	if r.transport != 0 {
+		t.Fatalf("%d transport errors, last %v", r.transport, r.lastErr)
+	}
+	if len(r.samples) != served || r.non2xx[http.StatusServiceUnavailable] != int64(failed) {
+		t.Errorf("loadgen saw %d answers, %d of them 503; the server gave %d, %d of them 503",
+			len(r.samples), r.non2xx[http.StatusServiceUnavailable], served, failed)
+	}
+	if served < 3 {
+		t.Errorf("only %d requests in %v", served, p.duration)
+	}
+	for id, n := range ids {
+		if n != 1 {
+			t.Errorf("message id %q sent %d times", id, n)
+		}
+	}
+}

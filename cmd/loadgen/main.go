@@ -1,0 +1,93 @@
+// Command loadgen measures the EnrichEvent function under load on one
+// machine: throughput and latency against a bare net/http handler, latency
+// while the metadata refreshes, and the cold start.
+//
+//	go run ./cmd/loadgen -c 16 -d 10s -shape push -refresh-every 2s -cold 5
+//
+// Run it from the module root. It builds the local runner (./cmd), starts
+// it as a child process on a loopback port with a generated metadata file
+// (-devices devices, CSV) and the stdout sink writing to /dev/null, and
+// starts a second child, itself in bare mode: a net/http handler that only
+// reads the body and answers 204. Then, for each of -rounds rounds, it
+// drives the bare server and then the function with -c keep-alive
+// connections, each sending one request at a time (or, with -rate, on a
+// fixed schedule) for -warmup unrecorded and -d recorded. Every request is
+// a pre-built Pub/Sub push envelope (-shape push) or binary CloudEvent
+// (-shape cloudevent) with a ~300-byte event of one of the devices and a
+// distinct message id spliced in; responses are read by a minimal HTTP/1.1
+// parser, so that the generator's own CPU per request stays small.
+//
+// With -refresh-every D the function runs with METADATA_TTL=-ttl, and a
+// further phase rewrites the metadata file every D: each rewrite is a new
+// version that the function downloads, parses and swaps in the background.
+// loadgen reads the function's "metadata loaded" log lines and reports the
+// p99 of the requests that overlapped a load against the steady p99.
+//
+// With -cold N it starts the function N more times, fresh, with -cold-bytes
+// of metadata, and reports the time to the first enriched row and its
+// breakdown.
+//
+// -url host:port drives a function that is already running instead (no
+// refresh phase; its CPU time is not reported); -write-metadata FILE
+// writes the metadata file of -devices devices, whose ids the requests
+// use, and exits.
+//
+// The servers and loadgen share the machine's CPUs: on a small machine the
+// generator's CPU per request (reported) is CPU the server does not get.
+package main
+
+import (
+	"flag"
+	"log"
+	"os"
+	"time"
+)
+
+type options struct {
+	url, shape, pkg, fnBin, writeMeta string
+	fnStderr                          string
+	clients, rounds, devices          int
+	duration, warmup                  time.Duration
+	rate                              float64
+	refreshEvery, ttl                 time.Duration
+	cold, coldBytes                   int
+	bare, framework                   bool
+}
+
+func main() {
+	log.SetFlags(0)
+	log.SetPrefix("loadgen: ")
+	if kind := os.Getenv(bareEnv); kind != "" {
+		log.Fatal(serveBare(kind, os.Getenv("PORT")))
+	}
+	var o options
+	flag.StringVar(&o.url, "url", "", "host:port of a running function to drive, instead of starting one")
+	flag.StringVar(&o.shape, "shape", shapePush, "request shape: push (Pub/Sub push envelope) or cloudevent (binary CloudEvent)")
+	flag.IntVar(&o.clients, "c", 16, "concurrent keep-alive clients")
+	flag.DurationVar(&o.duration, "d", 10*time.Second, "recorded duration of each phase")
+	flag.DurationVar(&o.warmup, "warmup", time.Second, "unrecorded warm-up before each phase")
+	flag.Float64Var(&o.rate, "rate", 0, "requests per second in all, on a fixed schedule; 0: as fast as each client can")
+	flag.IntVar(&o.rounds, "rounds", 1, "rounds of bare then function phases, to compare under the same machine load")
+	flag.IntVar(&o.devices, "devices", 100_000, "devices in the generated metadata file")
+	flag.DurationVar(&o.refreshEvery, "refresh-every", 0, "rewrite the metadata file this often in a refresh phase; 0: no refresh phase")
+	flag.DurationVar(&o.ttl, "ttl", time.Second, "METADATA_TTL of the function when -refresh-every is set")
+	flag.IntVar(&o.cold, "cold", 0, "cold starts to measure")
+	flag.IntVar(&o.coldBytes, "cold-bytes", 1<<20, "metadata size for the cold starts")
+	flag.BoolVar(&o.bare, "bare", true, "measure the bare net/http baseline")
+	flag.BoolVar(&o.framework, "framework", true, "measure the bare handler behind the functions framework too")
+	flag.StringVar(&o.pkg, "pkg", "./cmd", "package of the function's local runner, built with go build")
+	flag.StringVar(&o.fnBin, "fn-bin", "", "pre-built local runner to use instead of building -pkg")
+	flag.StringVar(&o.fnStderr, "fn-stderr", "", "copy the function's stderr (its logs; GODEBUG=gctrace=1 output) to this file")
+	flag.StringVar(&o.writeMeta, "write-metadata", "", "write the metadata file of -devices devices to this path and exit")
+	flag.Parse()
+	if o.writeMeta != "" {
+		data, _ := metadataCSV(o.devices, 0)
+		if err := writeAtomic(o.writeMeta, data); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
+	if err := run(o); err != nil {
+		log.Fatal(err)
+	}
+}

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+)
+
+// newPhase returns a phase against addr, with its own message ids.
+func (b *bench) newPhase(name, addr string) (*phase, error) {
+	b.phases++
+	t, err := buildTemplates(b.o.shape, addr, b.devices, 1024)
+	return &phase{name: name, num: b.phases, addr: addr, templates: t, clients: b.o.clients,
+		rate: b.o.rate, warmup: b.o.warmup, duration: b.o.duration}, err
+}
+
+// rounds drives the bare server, the bare framework and the function in
+// turn, -rounds times, and reports the throughput ratios.
+func (b *bench) rounds() error {
+	printHeader(os.Stdout)
+	var bares, frameworks, fns []*result
+	for round := 1; round <= b.o.rounds; round++ {
+		for _, s := range []struct {
+			name    string
+			srv     *server
+			addr    string
+			results *[]*result
+		}{
+			{"bare net/http", b.bare, addrOf(b.bare), &bares},
+			{"bare framework", b.framework, addrOf(b.framework), &frameworks},
+			{"function", b.fn, b.fnAddr, &fns},
+		} {
+			if s.addr == "" {
+				continue
+			}
+			p, err := b.newPhase(fmt.Sprintf("%s #%d", s.name, round), s.addr)
+			if err != nil {
+				return err
+			}
+			*s.results = append(*s.results, runPhase(p, s.srv))
+		}
+	}
+	if b.bare != nil || b.framework != nil {
+		fmt.Println()
+	}
+	if b.bare != nil {
+		printRatio(os.Stdout, "function/bare net/http", fns, bares, 70)
+	}
+	if b.framework != nil {
+		printRatio(os.Stdout, "function/bare framework", fns, frameworks, 0)
+	}
+	if b.bare != nil && b.framework != nil {
+		printRatio(os.Stdout, "bare framework/bare net/http", frameworks, bares, 0)
+	}
+	b.steady = fns[len(fns)-1]
+	return nil
+}
+
+func addrOf(s *server) string {
+	if s == nil {
+		return ""
+	}
+	return s.addr
+}
+
+// refresh drives the function while the metadata file is rewritten every
+// -refresh-every, and compares its p99 with the last steady phase's.
+func (b *bench) refresh() error {
+	p, err := b.newPhase("function + refreshes", b.fnAddr)
+	if err != nil {
+		return err
+	}
+	before := len(b.fn.loadLines())
+	rw := startRewriter(b.metadata, len(b.devices), b.o.refreshEvery)
+	r := runPhase(p, b.fn)
+	rw.stop()
+	printRefresh(os.Stdout, b.steady, r, b.fn.loadLines()[before:], rw.count.Load())
+	if n := rw.errs.Load(); n > 0 {
+		fmt.Printf("  %d rewrites of the metadata file failed\n", n)
+	}
+	return nil
+}
+
+// coldStarts measures -cold fresh starts of the function.
+func (b *bench) coldStarts() error {
+	runs, err := coldStarts(b.bin, b.dir, b.o.shape, b.o.coldBytes, b.o.cold)
+	printColdStarts(os.Stdout, runs)
+	return err
+}
+
+// runPhase runs p against s (nil when loadgen did not start the server),
+// prints the result and returns it.
+func runPhase(p *phase, s *server) *result {
+	serverCPU := func() time.Duration {
+		if s == nil {
+			return 0
+		}
+		return s.cpu()
+	}
+	atRecord := make(chan [2]time.Duration, 1)
+	time.AfterFunc(p.warmup, func() { atRecord <- [2]time.Duration{serverCPU(), selfCPU()} })
+	tallies := p.run()
+	r := summarise(p.name, p.duration, tallies)
+	cpu := <-atRecord
+	r.serverCPU, r.selfCPU = serverCPU()-cpu[0], selfCPU()-cpu[1]
+	if s == nil {
+		r.serverCPU = -1 // unknown
+	}
+	r.print(os.Stdout)
+	return r
+}
+
+// printRatio reports the throughput of the phases as a share of the
+// baseline phases', per round and over all rounds, against a target
+// share in percent (0: none).
+func printRatio(w io.Writer, name string, phases, baselines []*result, target float64) {
+	var n, nb int
+	var d, db time.Duration
+	var rounds []string
+	for i := range phases {
+		rounds = append(rounds, fmt.Sprintf("%.1f%%", 100*phases[i].throughput()/baselines[i].throughput()))
+		n, d = n+len(phases[i].samples), d+phases[i].duration
+		nb, db = nb+len(baselines[i].samples), db+baselines[i].duration
+	}
+	share := 100 * (float64(n) / d.Seconds()) / (float64(nb) / db.Seconds())
+	fmt.Fprintf(w, "%s throughput: %.1f%% (rounds: %s)", name, share, strings.Join(rounds, ", "))
+	switch {
+	case target == 0:
+	case share >= target:
+		fmt.Fprintf(w, "; target >= %.0f%%: met", target)
+	default:
+		fmt.Fprintf(w, "; target >= %.0f%%: MISSED", target)
+	}
+	fmt.Fprintln(w)
+}

@@ -22,8 +22,8 @@ func refEvent(o Options, data []byte) (id string, timeRaw json.RawMessage, reaso
 	if len(data) > defaultMaxPayloadBytes {
 		return "", nil, ReasonPayloadTooLarge
 	}
-	var v any
-	if json.Unmarshal(data, &v) != nil || !utf8.Valid(data) {
+	// Valid JSON text: a number too large for a float64 (1E700) is valid.
+	if !json.Valid(data) || !utf8.Valid(data) {
 		return "", nil, ReasonInvalidJSON
 	}
 	var m map[string]json.RawMessage

@@ -13,17 +13,7 @@ func (s *Server) bigquery(r Request) (int, any) {
 	}
 	p := strings.TrimPrefix(r.Path, "/bigquery/v2/")
 	if ds, method, ok := strings.Cut(p, ":"); ok {
-		key := "bigquery:" + ds
-		if _, ok := s.res[key]; !ok {
-			return notFound(r)
-		}
-		switch method {
-		case "getIamPolicy":
-			return s.getPolicy(key)
-		case "setIamPolicy":
-			return s.setPolicy(key, r.Body)
-		}
-		return notFound(r)
+		return s.policyMethod(r, "bigquery:"+ds, method)
 	}
 	seg := strings.Split(p, "/") // projects P datasets D [tables T]
 	if len(seg) < 3 || seg[0] != "projects" || seg[2] != "datasets" {

@@ -9,17 +9,7 @@ import (
 func (s *Server) pubsub(r Request) (int, any) {
 	p := strings.TrimPrefix(r.Path, "/v1/")
 	if i := strings.LastIndex(p, ":"); i >= 0 {
-		key := "pubsub:" + p[:i]
-		if _, ok := s.res[key]; !ok {
-			return notFound(r)
-		}
-		switch p[i+1:] {
-		case "getIamPolicy":
-			return s.getPolicy(key)
-		case "setIamPolicy":
-			return s.setPolicy(key, r.Body)
-		}
-		return notFound(r)
+		return s.policyMethod(r, "pubsub:"+p[:i], p[i+1:])
 	}
 	key := "pubsub:" + p
 	for _, kind := range []string{"topics", "subscriptions"} {

@@ -18,16 +18,7 @@ func (s *Server) run(r Request) (int, any) {
 	}
 	p := strings.TrimPrefix(r.Path, "/v1/")
 	if svc, method, ok := strings.Cut(p, ":"); ok {
-		key := "run:" + svc
-		if _, ok := s.res[key]; !ok {
-			return notFound(r)
-		}
-		switch method {
-		case "getIamPolicy":
-			return s.getPolicy(key)
-		case "setIamPolicy":
-			return s.setPolicy(key, r.Body)
-		}
+		return s.policyMethod(r, "run:"+svc, method)
 	}
 	return notFound(r)
 }

@@ -80,6 +80,21 @@ func (s *Server) operation(prefix string, response map[string]any) map[string]an
 	return op
 }
 
+// policyMethod answers the IAM method (getIamPolicy, setIamPolicy) of the
+// resource stored under key; 404 for an unknown resource or method.
+func (s *Server) policyMethod(r Request, key, method string) (int, any) {
+	if _, ok := s.res[key]; !ok {
+		return notFound(r)
+	}
+	switch method {
+	case "getIamPolicy":
+		return s.getPolicy(key)
+	case "setIamPolicy":
+		return s.setPolicy(key, r.Body)
+	}
+	return notFound(r)
+}
+
 // getPolicy answers an IAM policy (empty if none was set).
 func (s *Server) getPolicy(key string) (int, any) {
 	if p, ok := s.policies[key]; ok {

@@ -5,10 +5,8 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"strconv"
 	"strings"
@@ -182,28 +180,6 @@ func BenchmarkServeHTTP(b *testing.B) {
 func bareHandler(w http.ResponseWriter, r *http.Request) {
 	io.Copy(io.Discard, r.Body)
 	w.WriteHeader(http.StatusNoContent)
-}
-
-// TestReadBodySizes checks readBody, which BenchmarkReadBody measures, on
-// bodies around its buffer sizes, with a right, missing or oversized
-// Content-Length: it must return the body exactly, or refuse one over the
-// limit.
-func TestReadBodySizes(t *testing.T) {
-	const limit = 200 << 10
-	for _, n := range []int{0, 1, 511, 512, 513, 676, maxPresize, maxPresize + 1, 150 << 10, limit, limit + 1} {
-		want := bytes.Repeat([]byte("0123456789abcdef"), n/16+1)[:n]
-		for _, contentLength := range []int64{int64(n), -1, int64(limit)} {
-			req := httptest.NewRequest("POST", "/", bytes.NewReader(want))
-			req.ContentLength = contentLength
-			got, err := readBody(httptest.NewRecorder(), req, limit)
-			switch {
-			case n > limit && !errors.Is(err, errBodyTooLarge):
-				t.Errorf("readBody(%d bytes, Content-Length %d) = %d bytes, %v; want errBodyTooLarge", n, contentLength, len(got), err)
-			case n <= limit && (err != nil || !bytes.Equal(got, want)):
-				t.Errorf("readBody(%d bytes, Content-Length %d) = %d bytes, %v; want the body", n, contentLength, len(got), err)
-			}
-		}
-	}
 }
 
 // BenchmarkReadBody reads benchEnvelope's body as the handler does, sized

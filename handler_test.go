@@ -282,3 +282,25 @@ func TestNoInfoLinePerEvent(t *testing.T) {
 		t.Errorf("successful events logged %q, want nothing", h.logs.String())
 	}
 }
+
+// TestReadBodySizes checks readBody (measured by BenchmarkReadBody) on
+// bodies around its buffer sizes, with a right, missing or oversized
+// Content-Length: it must return the body exactly, or refuse one over the
+// limit.
+func TestReadBodySizes(t *testing.T) {
+	const limit = 200 << 10
+	for _, n := range []int{0, 1, 511, 512, 513, 676, maxPresize, maxPresize + 1, 150 << 10, limit, limit + 1} {
+		want := bytes.Repeat([]byte("0123456789abcdef"), n/16+1)[:n]
+		for _, contentLength := range []int64{int64(n), -1, int64(limit)} {
+			req := httptest.NewRequest("POST", "/", bytes.NewReader(want))
+			req.ContentLength = contentLength
+			got, err := readBody(httptest.NewRecorder(), req, limit)
+			switch {
+			case n > limit && !errors.Is(err, errBodyTooLarge):
+				t.Errorf("readBody(%d bytes, Content-Length %d) = %d bytes, %v; want errBodyTooLarge", n, contentLength, len(got), err)
+			case n <= limit && (err != nil || !bytes.Equal(got, want)):
+				t.Errorf("readBody(%d bytes, Content-Length %d) = %d bytes, %v; want the body", n, contentLength, len(got), err)
+			}
+		}
+	}
+}

@@ -44,6 +44,7 @@ const (
 	defaultMissInterval = time.Minute
 	defaultLoadTimeout  = 2 * time.Minute
 	defaultBackoff      = 30 * time.Second
+	defaultRefreshShare = 0.2
 )
 
 // coldRetryInterval is how long a failed first load is reported to later
@@ -93,6 +94,12 @@ type Config[T any] struct {
 	// Backoff is the wait after a failed refresh before the next attempt,
 	// doubled per consecutive failure and capped at TTL. Default 30s.
 	Backoff time.Duration
+	// RefreshShare is the largest share of its wall time a background
+	// refresh spends parsing: between reads it sleeps so that requests keep
+	// the CPU (see pace.go). 1 or more disables pacing; the first load is
+	// never paced. Default 0.2: a refresh takes about 5 times as long as
+	// its parse, and takes a fifth of one CPU while it runs.
+	RefreshShare float64
 
 	Now    func() time.Time // nil means time.Now
 	Logger *slog.Logger     // nil means slog.Default()
@@ -117,6 +124,11 @@ type Cache[T any] struct {
 	mu      sync.Mutex // guards running
 	idle    sync.Cond  // signalled when running drops to 0
 	running int        // loads and refreshes in progress, for Wait
+
+	// The real clock and sleep that pace background refreshes (Config.Now
+	// may be a test's fake clock, which parsing does not advance).
+	clock func() time.Time
+	sleep func(time.Duration)
 }
 
 type coldFailure struct {
@@ -136,11 +148,12 @@ func New[T any](cfg Config[T]) *Cache[T] {
 	setDefault(&cfg.MissInterval, defaultMissInterval)
 	setDefault(&cfg.LoadTimeout, defaultLoadTimeout)
 	setDefault(&cfg.Backoff, defaultBackoff)
+	setDefault(&cfg.RefreshShare, defaultRefreshShare)
 	cfg.TTL = min(cfg.TTL, cfg.MaxStaleness)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	c := &Cache[T]{cfg: cfg}
+	c := &Cache[T]{cfg: cfg, clock: time.Now, sleep: time.Sleep}
 	c.idle.L = &c.mu
 	return c
 }

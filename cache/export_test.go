@@ -18,3 +18,9 @@ func Running[T any](c *Cache[T]) int {
 func StartRefresh[T any](c *Cache[T], minAge time.Duration) bool {
 	return c.startRefresh(context.Background(), minAge)
 }
+
+// SetPacing replaces the real clock and sleep that pace background
+// refreshes.
+func SetPacing[T any](c *Cache[T], clock func() time.Time, sleep func(time.Duration)) {
+	c.clock, c.sleep = clock, sleep
+}

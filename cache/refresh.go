@@ -83,7 +83,7 @@ func (c *Cache[T]) confirm(ctx context.Context, cur *Snapshot[T]) *Snapshot[T] {
 // publishes it.
 func (c *Cache[T]) fetch(ctx context.Context, cur *Snapshot[T], v Version) (*Snapshot[T], error) {
 	start := time.Now()
-	value, n, err := c.download(ctx, v)
+	value, n, paused, err := c.download(ctx, v, cur != nil)
 	if err != nil {
 		return nil, err
 	}
@@ -103,6 +103,9 @@ func (c *Cache[T]) fetch(ctx context.Context, cur *Snapshot[T], v Version) (*Sna
 		slog.Int64("bytes", n),
 		slog.Int64("duration_ms", time.Since(start).Milliseconds()),
 	}
+	if paused > 0 {
+		attrs = append(attrs, slog.Int64("paused_ms", paused.Milliseconds()))
+	}
 	if cur != nil {
 		attrs = append(attrs, slog.Int64("previous_generation", cur.Version.Generation))
 	}
@@ -114,25 +117,36 @@ func (c *Cache[T]) fetch(ctx context.Context, cur *Snapshot[T], v Version) (*Sna
 }
 
 // download opens version v and parses it, counting the raw bytes read. A
-// version that downloads completely but does not parse is rejected, like
-// one the guard refuses: it is bad data, not a passing failure.
-func (c *Cache[T]) download(ctx context.Context, v Version) (value T, n int64, err error) {
+// background refresh (paced) reads through a pacer and reports how long it
+// slept. A version that downloads completely but does not parse is
+// rejected, like one the guard refuses: it is bad data, not a passing
+// failure.
+func (c *Cache[T]) download(ctx context.Context, v Version, paced bool) (value T, n int64, paused time.Duration, err error) {
 	rc, err := c.cfg.Source.Open(ctx, v)
 	if err != nil {
-		return value, 0, fmt.Errorf("open %s generation %d: %w", c.cfg.Source, v.Generation, err)
+		return value, 0, 0, fmt.Errorf("open %s generation %d: %w", c.cfg.Source, v.Generation, err)
 	}
 	defer rc.Close()
 	c.downloads.Add(1)
-	r := &countingReader{r: rc}
+	counted := &countingReader{r: rc}
+	var r io.Reader = counted
+	var p *pacer
+	if paced && c.cfg.RefreshShare < 1 {
+		p = &pacer{r: counted, share: c.cfg.RefreshShare, clock: c.clock, sleep: c.sleep}
+		r = p
+	}
 	value, err = c.parse(r, v)
+	if p != nil {
+		paused = p.slept
+	}
 	switch {
-	case err != nil && r.err != nil: // the download failed: try again later
-		return value, r.n, fmt.Errorf("read %s generation %d: %w", c.cfg.Source, v.Generation, err)
+	case err != nil && counted.err != nil: // the download failed: try again later
+		return value, counted.n, paused, fmt.Errorf("read %s generation %d: %w", c.cfg.Source, v.Generation, err)
 	case err != nil: // every byte arrived and they do not parse: bad data
 		c.rejections.Add(1)
-		return value, r.n, fmt.Errorf("%w: parse %s generation %d: %w", ErrRejected, c.cfg.Source, v.Generation, err)
+		return value, counted.n, paused, fmt.Errorf("%w: parse %s generation %d: %w", ErrRejected, c.cfg.Source, v.Generation, err)
 	}
-	return value, r.n, nil
+	return value, counted.n, paused, nil
 }
 
 // parse calls Parse, turning a panic into an error: a file that trips a

@@ -3,6 +3,7 @@ package cache_test
 import (
 	"context"
 	"errors"
+	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -283,4 +284,76 @@ func TestMissNeverStartsASecondRefresh(t *testing.T) {
 	release()
 	f.c.Wait()
 	f.wantCalls(3, 1)
+}
+
+// 9. A background refresh is paced: its parse takes at most RefreshShare
+// of the refresh's time, sleeping between reads, and the "metadata loaded"
+// line says how long it paused. The first load is never paced (requests
+// wait for it), and a RefreshShare of 1 turns pacing off.
+func TestBackgroundRefreshIsPaced(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		share float64
+		ratio time.Duration // sleep per unit of work
+	}{
+		{"default share", 0, 4},
+		{"pacing off", 1, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// The pacing clock moves only when the parser works (1 ms per
+			// read) or the pacer sleeps.
+			var mu sync.Mutex
+			var paceNow time.Time
+			var slept time.Duration
+			reads := 0
+			advance := func(d time.Duration) { mu.Lock(); paceNow = paceNow.Add(d); mu.Unlock() }
+			clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return paceNow }
+			sleep := func(d time.Duration) { advance(d); mu.Lock(); slept += d; mu.Unlock() }
+			parse := func(r io.Reader, v cache.Version) ([]string, error) {
+				reads = 0
+				return parseLines(workingReader{r, func(d time.Duration) { reads++; advance(d) }}, v)
+			}
+			content := lines(20000) // 128,890 bytes
+			f := newFixture(t, content, func(c *cache.Config[[]string]) {
+				c.Parse, c.RefreshShare = parse, tc.share
+			})
+			cache.SetPacing(f.c, clock, sleep)
+
+			f.get()
+			if slept != 0 {
+				t.Errorf("first load slept %v, want no pacing", slept)
+			}
+			f.write(content + "d20000\n")
+			f.clock.Advance(time.Hour)
+			if s := f.settle(); len(s.Value) != 20000 {
+				t.Fatalf("Get() during the refresh = %d lines, want the old 20000", len(s.Value))
+			}
+			if s := f.get(); len(s.Value) != 20001 {
+				t.Fatalf("Get() after the refresh = %d lines, want 20001", len(s.Value))
+			}
+			// Every read but the first pays for the work since the last.
+			want := tc.ratio * time.Duration(reads-1) * time.Millisecond
+			if slept != want {
+				t.Errorf("refresh slept %v over %d reads, want %v", slept, reads, want)
+			}
+			loaded := f.logs.records(t, "metadata loaded")
+			paused, ok := loaded[len(loaded)-1]["paused_ms"]
+			if want > 0 && paused != float64(want.Milliseconds()) || want == 0 && ok {
+				t.Errorf("refresh log line paused_ms = %v, want %v", paused, want.Milliseconds())
+			}
+		})
+	}
+}
+
+// workingReader advances a clock by 1 ms after every read, as a parser
+// working on what it read would.
+type workingReader struct {
+	r    io.Reader
+	work func(time.Duration)
+}
+
+func (w workingReader) Read(b []byte) (int, error) {
+	n, err := w.r.Read(b)
+	w.work(time.Millisecond)
+	return n, err
 }

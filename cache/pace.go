@@ -1,0 +1,63 @@
+package cache
+
+import (
+	"io"
+	"time"
+)
+
+// Pacing of background refreshes.
+//
+// Go has no goroutine priorities: a refresh that parses flat out takes a
+// whole CPU from the requests for as long as the parse lasts, and on a small
+// instance (1 or 2 vCPUs) that is what the requests overlapping a refresh
+// see as latency. A background refresh therefore reads through a pacer,
+// which sleeps between reads so that the time the parser spends between
+// reads is at most a fraction (Config.RefreshShare) of the refresh's wall
+// time. A sleeping refresh leaves its P idle, so the scheduler runs requests
+// and polls the network instead; a runtime.Gosched would not, because the
+// yielded goroutine goes to the global run queue, which the scheduler
+// checks before the network (BENCHMARKS.md, "p99 during metadata
+// refreshes").
+//
+// The first load is never paced: requests wait for it.
+
+// Pacing parameters: reads are cut to paceChunk bytes so that the parser
+// never runs long between two chances to sleep, and sleeps shorter than
+// minPause are saved up rather than taken.
+const (
+	paceChunk = 16 << 10
+	minPause  = 500 * time.Microsecond
+)
+
+// pacer wraps the reader a refresh parses. The parse time between two
+// reads is work; each unit of work earns (1-share)/share units of sleep.
+// The time spent inside the underlying Read (waiting for the network) is
+// not work: a slow download is not slowed further.
+type pacer struct {
+	r     io.Reader
+	share float64
+	clock func() time.Time
+	sleep func(time.Duration)
+
+	mark  time.Time     // when the last Read returned; zero before the first
+	owed  time.Duration // sleep earned and not yet taken
+	slept time.Duration // in all, for the load log line
+}
+
+func (p *pacer) Read(b []byte) (int, error) {
+	if !p.mark.IsZero() {
+		work := p.clock().Sub(p.mark)
+		p.owed += time.Duration(float64(work) * (1 - p.share) / p.share)
+		if p.owed >= minPause {
+			p.sleep(p.owed)
+			p.slept += p.owed
+			p.owed = 0
+		}
+	}
+	if len(b) > paceChunk {
+		b = b[:paceChunk]
+	}
+	n, err := p.r.Read(b)
+	p.mark = p.clock()
+	return n, err
+}

@@ -1,9 +1,7 @@
 package sink
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"sync"
@@ -15,10 +13,14 @@ import (
 // {"row":{...}} for a row (the JSON of enrich.Row: the rows table's
 // columns) and {"error_record":{...}} for an error record (the JSON of
 // enrich.ErrorRecord; its payload is base64), so that a reader, or jq, can
-// tell them apart by the key.
+// tell them apart by the key. The lines are the bytes that encoding/json
+// writes, without HTML escaping; rows are encoded by a hand-written
+// appender (stdout_encode.go) that produces those bytes without
+// reflection.
 //
 // It is safe for concurrent use: each call's lines are written with one
-// Write under a mutex, never interleaved with another call's.
+// Write under a mutex, never interleaved with another call's, and the call
+// returns once that Write has returned.
 type Stdout struct {
 	mu sync.Mutex
 	w  io.Writer
@@ -31,41 +33,51 @@ func NewStdout(w io.Writer) *Stdout {
 	return &Stdout{w: w}
 }
 
-// rowLine and errorLine are the shapes of the two kinds of line.
-type (
-	rowLine struct {
-		Row *enrich.Row `json:"row"`
-	}
-	errorLine struct {
-		ErrorRecord *enrich.ErrorRecord `json:"error_record"`
-	}
-)
-
 // WriteRows writes one {"row":...} line per row.
 func (s *Stdout) WriteRows(_ context.Context, rows []enrich.Row) error {
-	return writeLines(s, rows, func(r *enrich.Row) any { return rowLine{r} })
+	return writeLines(s, rows, appendRowLine)
 }
 
-// WriteErrors writes one {"error_record":...} line per record.
+// WriteErrors writes one {"error_record":...} line per record. Error
+// records are rare: encoding/json encodes them.
 func (s *Stdout) WriteErrors(_ context.Context, recs []enrich.ErrorRecord) error {
-	return writeLines(s, recs, func(r *enrich.ErrorRecord) any { return errorLine{r} })
+	return writeLines(s, recs, func(dst []byte, r *enrich.ErrorRecord) ([]byte, error) {
+		return appendJSONLine(dst, errorLine{r})
+	})
 }
 
-func writeLines[T any](s *Stdout, items []T, line func(*T) any) error {
+// linePool holds the buffers that writeLines encodes into, as *[]byte so
+// that Get and Put do not allocate. A buffer goes back to the pool only
+// after the Write that used it has returned (io.Writer must not retain it).
+var linePool = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledLine is the largest buffer kept in linePool, so that one large
+// batch does not pin its buffer for the life of the process.
+const maxPooledLine = 64 << 10
+
+// writeLines appends the line of each item with appendLine into a pooled
+// buffer and writes them all with one Write under s.mu.
+func writeLines[T any](s *Stdout, items []T, appendLine func([]byte, *T) ([]byte, error)) error {
 	if len(items) == 0 {
 		return nil
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
+	bp := linePool.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= maxPooledLine {
+			linePool.Put(bp)
+		}
+	}()
+	b := (*bp)[:0]
 	for i := range items {
-		if err := enc.Encode(line(&items[i])); err != nil {
+		var err error
+		if b, err = appendLine(b, &items[i]); err != nil {
 			return fmt.Errorf("stdout sink: encode: %w", err)
 		}
 	}
+	*bp = b
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, err := s.w.Write(buf.Bytes()); err != nil {
+	if _, err := s.w.Write(b); err != nil {
 		return fmt.Errorf("stdout sink: %w", err)
 	}
 	return nil

@@ -106,3 +106,49 @@ func TestStdoutEmpty(t *testing.T) {
 		t.Errorf("wrote %q, want nothing", buf.String())
 	}
 }
+
+// TestStdoutErrorLines checks WriteErrors against encoding/json, which
+// still encodes error records: the same bytes in one Write, or the same
+// error and nothing written.
+func TestStdoutErrorLines(t *testing.T) {
+	rec := enrich.ErrorRecord{
+		Timestamp: time.Date(2026, 11, 3, 10, 4, 5, 120, time.UTC), Payload: []byte("\x00<&>\xff"),
+		Attributes: map[string]string{"b": "2", "a": "\u2028"}, MessageID: "m1",
+		Reason: enrich.ReasonInvalidJSON, ErrorMessage: "bad <json>",
+	}
+	farFuture := rec
+	farFuture.Timestamp = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name string
+		recs []enrich.ErrorRecord
+	}{
+		{"records", []enrich.ErrorRecord{rec, {}}},
+		{"year 10000", []enrich.ErrorRecord{rec, farFuture}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var want bytes.Buffer
+			enc := json.NewEncoder(&want)
+			enc.SetEscapeHTML(false)
+			var wantErr error
+			for i := range tt.recs {
+				line := struct {
+					ErrorRecord *enrich.ErrorRecord `json:"error_record"`
+				}{&tt.recs[i]}
+				if wantErr = enc.Encode(line); wantErr != nil {
+					want.Reset()
+					wantErr = fmt.Errorf("stdout sink: encode: %w", wantErr)
+					break
+				}
+			}
+			w := &countingWriter{}
+			err := NewStdout(w).WriteErrors(context.Background(), tt.recs)
+			if fmt.Sprint(err) != fmt.Sprint(wantErr) || w.buf.String() != want.String() {
+				t.Errorf("WriteErrors = %v, wrote %q; want %v, %q", err, w.buf.String(), wantErr, want.String())
+			}
+			if wantErr == nil && w.writes != 1 {
+				t.Errorf("WriteErrors made %d Writes, want 1", w.writes)
+			}
+		})
+	}
+}

@@ -67,8 +67,10 @@ func (f *function) enrich(ctx context.Context, env *enrich.PushEnvelope) error {
 	if err != nil {
 		return err
 	}
-	dev, found := snap.Value.Lookup(ev.DeviceID)
-	if !found {
+	var dev *enrich.Device
+	if d, found := snap.Value.Lookup(ev.DeviceID); found {
+		dev = &d
+	} else {
 		f.meta.Miss()
 	}
 	meta := enrich.MetaInfo{Version: snap.Version.Generation, LoadedAt: snap.LoadedAt}

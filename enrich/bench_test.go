@@ -69,7 +69,10 @@ func BenchmarkHotPath(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		dev, _ := devices.Lookup(ev.DeviceID)
+		var dev *Device
+		if d, ok := devices.Lookup(ev.DeviceID); ok {
+			dev = &d
+		}
 		sinkRow = BuildRow(&env, ev, dev, meta, now)
 	}
 	if !sinkRow.DeviceFound {
@@ -319,5 +322,56 @@ func BenchmarkLookup(b *testing.B) {
 	for b.Loop() {
 		d.Lookup(ids[i&3])
 		i++
+	}
+}
+
+// BenchmarkGCWithTable times a full garbage collection with a table of
+// CSV devices alive, which is what the table adds to every GC cycle (and,
+// twice over, to the cycles of a refresh). Besides wall and CPU time per
+// collection it reports gc-scan-B/device: the heap bytes the collector
+// scanned for pointers in the last cycle, above those it scanned without
+// the table, per device.
+func BenchmarkGCWithTable(b *testing.B) {
+	for _, size := range benchSizes {
+		b.Run(size.name, func(b *testing.B) {
+			data := metadataFile(FormatCSV, size.n)
+			runtime.GC()
+			base := gcScanned()
+			d, err := ParseMetadata(bytes.NewReader(data), FormatHint{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			runtime.GC()
+			scanned := gcScanned()
+			loop(b, runtime.GC)
+			runtime.KeepAlive(d)
+			b.ReportMetric((float64(scanned)-float64(base))/float64(size.n), "gc-scan-B/device")
+		})
+	}
+}
+
+// gcScanned returns the heap bytes the last GC cycle scanned for pointers.
+func gcScanned() uint64 {
+	s := []metrics.Sample{{Name: "/gc/scan/heap:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+// BenchmarkDecodePush compares DecodePush, which takes its fast path on
+// the typical envelope, with decodePushJSON, its encoding/json reference.
+func BenchmarkDecodePush(b *testing.B) {
+	for _, bb := range []struct {
+		name   string
+		decode func([]byte) (PushEnvelope, error)
+	}{{"fast", DecodePush}, {"json", decodePushJSON}} {
+		b.Run(bb.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(benchBody)))
+			for b.Loop() {
+				if _, err := bb.decode(benchBody); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -1,9 +1,5 @@
 package enrich
 
-import (
-	"unsafe"
-)
-
 // role is what a metadata column means to a row.
 type role uint8
 
@@ -68,10 +64,10 @@ type pos struct{ off, n uint16 }
 
 const notInArena = 0xFFFF
 
-// rec is a device while its file is parsed: where its metadata and fields
-// are in the arena. It holds no pointers, so while a big file is parsed the
-// garbage collector has nothing to trace; finish turns the recs into
-// Devices at the end.
+// rec is a stored device: where its metadata and fields are in the arena.
+// It holds no pointers, so that the garbage collector has nothing to trace
+// in a table of recs, neither while a big file is parsed nor once it is a
+// Devices table.
 type rec struct {
 	block, start, size uint32 // metadata = blocks[block][start:start+size]
 	fields             [numFields]pos
@@ -89,9 +85,9 @@ const (
 
 // builder accumulates the devices of one metadata file. Each device's
 // metadata JSON is written straight into an arena block shared by many
-// devices, and its strings are made from that block when the JSON holds
+// devices, and its fields are located in that block when the JSON holds
 // them verbatim, which is the common case. So a device costs its metadata's
-// bytes plus its Device struct, with no allocation of its own.
+// bytes plus its rec, with no allocation of its own.
 type builder struct {
 	blocks [][]byte // arena blocks; the last one, buf, is being filled
 	buf    []byte
@@ -106,7 +102,7 @@ type builder struct {
 // Arena block sizes: small files stay small, large ones use large blocks.
 // A record starts a new block when fewer than minFree bytes are left; a
 // record longer than that may grow its block, which is safe because no
-// pointer into the arena exists before finish.
+// pointer into the arena exists before the table is built.
 const (
 	firstBlock = 16 << 10
 	maxBlock   = 1 << 20
@@ -193,43 +189,13 @@ func (b *builder) commit() {
 	b.recs[last] = append(b.recs[last], r)
 }
 
-// finish returns the table of the parsed devices.
+// finish returns the table of the parsed devices: the recs, the arena and
+// the texts become the table as they are. The arena is final from here on:
+// its bytes are never written again.
 func (b *builder) finish(f Format) *Devices {
 	b.stats.Format = f
-	d := &Devices{stats: b.stats, chunks: make([][]Device, len(b.recs))}
-	for c, recs := range b.recs {
-		chunk := make([]Device, len(recs))
-		for i := range recs {
-			chunk[i] = b.device(&recs[i], c*chunkLen+i)
-		}
-		d.chunks[c] = chunk
-		b.recs[c] = nil
-	}
+	d := &Devices{recs: b.recs, blocks: b.blocks, texts: b.texts, stats: b.stats}
+	*b = builder{}
 	d.buildIndex()
 	return d
-}
-
-// device makes the Device of rec number num. The arena is final by now:
-// its bytes are never written again, which is what makes the strings made
-// of them immutable. Metadata is capped so that appending to it cannot
-// overwrite its neighbour.
-func (b *builder) device(r *rec, num int) Device {
-	end := r.start + r.size
-	meta := b.blocks[r.block][r.start:end:end]
-	var fields [numFields]string
-	for i, p := range r.fields {
-		switch {
-		case p.off == notInArena:
-			fields[i] = b.texts[num*numFields+i]
-		case p.n > 0:
-			fields[i] = unsafe.String(&meta[p.off], p.n)
-		}
-	}
-	return Device{
-		ID:         fields[fieldID],
-		AssetTag:   fields[fieldAssetTag],
-		LocationID: fields[fieldLocationID],
-		TenantName: fields[fieldTenant],
-		Metadata:   meta,
-	}
 }

@@ -22,7 +22,21 @@ type pushWire struct {
 // ReasonBadBase64 (message.data is not base64). With bad base64 the other
 // fields (message id, attributes, subscription) are still filled in, so
 // that the error record can carry them.
+//
+// The result is always what decodePushJSON, the encoding/json decoder,
+// returns. A well-formed envelope takes the fast path (decode_fast.go);
+// anything that path does not handle exactly as encoding/json does,
+// including every error, is decoded again by decodePushJSON.
 func DecodePush(body []byte) (PushEnvelope, error) {
+	if env, ok := decodePushFast(body); ok {
+		return env, nil
+	}
+	return decodePushJSON(body)
+}
+
+// decodePushJSON is DecodePush with encoding/json: the reference that
+// defines its results, reasons and error messages, and its fallback.
+func decodePushJSON(body []byte) (PushEnvelope, error) {
 	var w pushWire
 	err := json.Unmarshal(body, &w)
 	env := PushEnvelope{Subscription: w.Subscription, DeliveryAttempt: w.DeliveryAttempt}

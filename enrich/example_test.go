@@ -35,7 +35,10 @@ func Example() {
 	if err != nil {
 		log.Fatal(err) // a *PermanentError: record it with NewErrorRecord
 	}
-	dev, _ := devices.Lookup(ev.DeviceID) // nil when unknown: still a row
+	var dev *enrich.Device // nil when unknown: still a row
+	if d, ok := devices.Lookup(ev.DeviceID); ok {
+		dev = &d
+	}
 	now := time.Date(2026, 11, 24, 8, 0, 1, 0, time.UTC)
 	row := enrich.BuildRow(&env, ev, dev, enrich.MetaInfo{Version: 7, LoadedAt: now.Add(-time.Hour)}, now)
 

@@ -85,8 +85,9 @@ func addFiles(f *testing.F, pattern string, add func(name string, data []byte)) 
 }
 
 // FuzzDecode checks that DecodePush and ParseEvent never panic, that
-// DecodePush agrees with encoding/json, and that ParseEvent finds what the
-// reference decoder finds.
+// DecodePush returns exactly what decodePushJSON returns (its fast path
+// included), that decodePushJSON agrees with encoding/json, and that
+// ParseEvent finds what the reference decoder finds.
 func FuzzDecode(f *testing.F) {
 	for _, data := range []string{
 		`{"device_id":"vr-0001","event_time":"2026-11-24T07:59:58Z","event":"session_start","battery":87}`,
@@ -104,7 +105,13 @@ func FuzzDecode(f *testing.F) {
 		}
 		f.Add(body, []byte(`{"device_id":"vr-0001"}`))
 	})
+	for _, tt := range fastPathCases {
+		if len(tt.body) < 1000 {
+			f.Add([]byte(tt.body), []byte(`{"device_id":"vr-0001"}`))
+		}
+	}
 	f.Fuzz(func(t *testing.T, body, data []byte) {
+		checkDecodePush(t, body)
 		env, err := DecodePush(body)
 		var want PushEnvelope
 		wantErr := json.Unmarshal(body, &want)
@@ -185,10 +192,9 @@ func FuzzParseMetadata(f *testing.F) {
 		if got1 := contents(t, d1); !maps.Equal(got, got1) || d1.Stats() != s {
 			t.Fatalf("ParseMetadata one byte at a time = %v, %+v; all at once %v, %+v", got1, d1.Stats(), got, s)
 		}
-		for _, chunk := range d.chunks {
-			for i := range chunk {
-				checkDevice(t, &chunk[i], s.Format)
-			}
+		for num := range uint32(d.stored()) {
+			dev := d.device(num)
+			checkDevice(t, &dev, s.Format)
 		}
 	})
 }

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -24,14 +25,13 @@ func devOf(d *Device) dev {
 func contents(t testing.TB, d *Devices) map[string]dev {
 	t.Helper()
 	out := make(map[string]dev)
-	for _, chunk := range d.chunks {
-		for i := range chunk {
-			got, ok := d.Lookup(chunk[i].ID)
-			if !ok || got.ID != chunk[i].ID {
-				t.Fatalf("Lookup(%q) = %v, %v, want that device", chunk[i].ID, got, ok)
-			}
-			out[got.ID] = devOf(got)
+	for num := range uint32(d.stored()) {
+		id := d.device(num).ID
+		got, ok := d.Lookup(id)
+		if !ok || got.ID != id {
+			t.Fatalf("Lookup(%q) = %v, %v, want that device", id, got, ok)
 		}
+		out[got.ID] = devOf(&got)
 	}
 	if len(out) != d.Len() {
 		t.Fatalf("Len() = %d, but the table holds %d distinct ids", d.Len(), len(out))
@@ -229,6 +229,27 @@ func TestLookup(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Errorf("Lookup allocates %v times, want 0", allocs)
+	}
+}
+
+// TestDevicesPointerFree checks that a table gives the garbage collector
+// next to nothing to scan: no pointer per device (see Devices and
+// BenchmarkGCWithTable). A table of Device structs scanned 88 bytes per
+// device.
+func TestDevicesPointerFree(t *testing.T) {
+	const n = 10_000
+	data := metadataFile(FormatCSV, n)
+	runtime.GC()
+	base := gcScanned()
+	d, err := ParseMetadata(bytes.NewReader(data), FormatHint{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtime.GC()
+	perDevice := (float64(gcScanned()) - float64(base)) / n
+	runtime.KeepAlive(d)
+	if perDevice > 4 {
+		t.Errorf("the GC scans %.1f bytes per device of a table, want at most 4", perDevice)
 	}
 }
 

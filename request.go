@@ -9,6 +9,7 @@ import (
 	"net/http"
 
 	"github.com/cloudevents/sdk-go/v2/binding"
+	"github.com/cloudevents/sdk-go/v2/binding/format"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
 	"github.com/devicestream/enrichevent/enrich"
@@ -30,15 +31,30 @@ var errBodyTooLarge = errors.New("request body too large")
 // maxPresize: beyond, memory grows with the bytes that actually arrive.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	size := 512
-	if n := r.ContentLength; n > 0 && n <= limit {
+	src := r.Body
+	if n := r.ContentLength; n >= 0 && n <= limit {
+		// net/http's body delivers exactly Content-Length bytes: no
+		// MaxBytesReader needed.
 		size = int(min(n, maxPresize)) + 1 // +1: room to read EOF without growing
+	} else {
+		src = http.MaxBytesReader(w, r.Body, limit)
 	}
-	body, err := readAll(http.MaxBytesReader(w, r.Body, limit), size)
-	var tooLarge *http.MaxBytesError
-	if errors.As(err, &tooLarge) {
+	body, err := readAll(src, size)
+	if isMaxBytesError(err) || int64(len(body)) > limit {
 		return nil, fmt.Errorf("%w: over MAX_REQUEST_BYTES=%d", errBodyTooLarge, limit)
 	}
 	return body, err
+}
+
+// isMaxBytesError reports whether err comes from http.MaxBytesReader. The
+// nil check comes first so that a successful read does not allocate the
+// target of errors.As.
+func isMaxBytesError(err error) bool {
+	if err == nil {
+		return false
+	}
+	var tooLarge *http.MaxBytesError
+	return errors.As(err, &tooLarge)
 }
 
 // readAll is io.ReadAll starting with a buffer of size bytes.
@@ -64,6 +80,9 @@ func readAll(r io.Reader, size int) ([]byte, error) {
 // envelope, and a raw Pub/Sub push body. Any error is permanent; the
 // envelope holds whatever could be decoded, for the error record.
 func decodeRequest(r *http.Request, body []byte) (enrich.PushEnvelope, error) {
+	if !isCloudEvent(r.Header) {
+		return enrich.DecodePush(body)
+	}
 	msg := cehttp.NewMessage(r.Header, nil)
 	switch msg.ReadEncoding() {
 	case binding.EncodingBinary:
@@ -77,6 +96,14 @@ func decodeRequest(r *http.Request, body []byte) (enrich.PushEnvelope, error) {
 		return enrich.PushEnvelope{}, enrich.Permanent(enrich.ReasonInvalidEnvelope, "batched CloudEvents are not supported")
 	}
 	return enrich.DecodePush(body)
+}
+
+// isCloudEvent reports whether a request with header h may carry a
+// CloudEvent, by the two signs sdk-go's HTTP binding looks for
+// (cehttp.NewMessage): a CloudEvents media type, or a ce-specversion header.
+// Raw Pub/Sub pushes have neither, and skip the binding.
+func isCloudEvent(h http.Header) bool {
+	return len(h["Ce-Specversion"]) > 0 || format.Lookup(h.Get("Content-Type")) != nil
 }
 
 // decodeCloudEvent parses the CloudEvent in msg with sdk-go's HTTP binding,

@@ -40,6 +40,9 @@ func Permanent(r Reason, format string, args ...any) error {
 // ReasonOf reports the reason of a permanent error in err's chain, and
 // whether there is one.
 func ReasonOf(err error) (Reason, bool) {
+	if err == nil {
+		return "", false // before pe, which escapes: no allocation per success
+	}
 	var pe *PermanentError
 	if errors.As(err, &pe) {
 		return pe.Reason, true

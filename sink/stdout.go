@@ -18,6 +18,14 @@ import (
 // appender (stdout_encode.go) that produces those bytes without
 // reflection.
 //
+// A row's JSON columns (DeviceMetadata, Payload, Attributes) are trusted,
+// not validated again: a nil or empty one is written as null; any other
+// must hold one valid JSON value, as those of enrich.BuildRow's rows do,
+// and is written without its insignificant whitespace, so that a row stays
+// one line. WriteRows fails, writing nothing, only for a row with a time
+// that time.Time.MarshalJSON rejects (a year outside 0..9999, a zone
+// offset of 24 hours or more), with encoding/json's error.
+//
 // It is safe for concurrent use: each call's lines are written with one
 // Write under a mutex, never interleaved with another call's, and the call
 // returns once that Write has returned.

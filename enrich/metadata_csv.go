@@ -116,7 +116,9 @@ func (b *builder) addCSV(cols csvColumns, rec [][]byte) {
 // but returns each record's fields as slices of one buffer that the next
 // read reuses, where encoding/csv allocates a string per record: a million
 // allocations for a million devices. The code is encoding/csv's readRecord
-// less the settings it does not use; FuzzCSVReader compares the two.
+// less the settings it does not use (Copyright 2011 The Go Authors, under
+// the BSD-style license in $(go env GOROOT)/LICENSE); FuzzCSVReader
+// compares the two.
 type csvReader struct {
 	r       *bufio.Reader
 	long    []byte   // a line longer than r's buffer

@@ -9,7 +9,9 @@
 // current snapshot at once. A refresh asks the source for its version first
 // and downloads only when the version changed. A failed or rejected refresh
 // keeps the last good value and backs off; past MaxStaleness, Get fails with
-// ErrStale.
+// ErrStale. A background refresh is paced: it sleeps between reads so that
+// its parse takes at most Config.RefreshShare of its time and leaves the CPU
+// to requests (pace.go).
 //
 // There is no janitor goroutine (Cloud Run throttles CPU outside requests):
 // refreshes start only from Get and Miss, and run under the triggering

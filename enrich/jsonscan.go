@@ -139,26 +139,30 @@ func kindOf(c byte) string {
 	return "number"
 }
 
-// appendCompact appends the valid JSON value v to dst without its
-// insignificant whitespace.
-func appendCompact(dst, v []byte) []byte {
-	if c := v[0]; c != '{' && c != '[' {
-		return append(dst, v...) // a scalar: no whitespace inside
+// AppendCompact appends the JSON text v to dst without the insignificant
+// whitespace outside its strings: what json.Compact does with valid JSON.
+// v is not validated: for text that is not valid JSON the bytes appended
+// are unspecified, but it does not panic. Runs without whitespace are
+// copied whole. The metadata parser uses it for device objects, and
+// sink's stdout rows for their JSON columns.
+func AppendCompact(dst, v []byte) []byte {
+	if n := len(v); n > 0 && v[0] != '{' && v[0] != '[' && !isSpace(v[0]) && !isSpace(v[n-1]) {
+		return append(dst, v...) // a scalar with nothing around it: no whitespace outside strings
 	}
+	start := 0 // v[start:i] is yet to be copied
 	for i := 0; i < len(v); {
-		switch c := v[i]; {
-		case c == '"':
-			end := stringEnd(v, i)
-			dst = append(dst, v[i:end]...)
-			i = end
-		case isSpace(c):
-			i++
+		switch v[i] {
+		case '"':
+			i = stringEnd(v, i)
+		case ' ', '\t', '\n', '\r':
+			dst = append(dst, v[start:i]...)
+			i = skipSpace(v, i)
+			start = i
 		default:
-			dst = append(dst, c)
 			i++
 		}
 	}
-	return dst
+	return append(dst, v[start:]...)
 }
 
 const hexDigits = "0123456789abcdef"

@@ -144,7 +144,7 @@ func (b *builder) addJSON(obj, key []byte) error {
 		if r == roleID {
 			id = m.value
 		}
-		buf = appendCompact(buf, m.value)
+		buf = AppendCompact(buf, m.value)
 	}
 	b.buf = buf
 	blank, err := blankID(id)

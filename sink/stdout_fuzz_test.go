@@ -92,7 +92,7 @@ func validJSON(b []byte) json.RawMessage {
 	return s
 }
 
-// FuzzCompactJSON holds appendRawJSON and appendCompact, its compactor, to
+// FuzzCompactJSON holds appendRawJSON and enrich.AppendCompact, its compactor, to
 // json.Compact on valid JSON (what encoding/json writes for a non-nil
 // json.RawMessage when it does not escape HTML), and hasSpace to a byte
 // loop. Invalid JSON, which the stdout sink does not get, is only written
@@ -114,7 +114,7 @@ func FuzzCompactJSON(f *testing.F) {
 		if hasSpace(d) != spaced {
 			t.Fatalf("hasSpace(%q) = %v, want %v", d, !spaced, spaced)
 		}
-		appendCompact(nil, d)
+		enrich.AppendCompact(nil, d)
 		if !json.Valid(d) {
 			t.Skip("not valid JSON")
 		}
@@ -126,8 +126,8 @@ func FuzzCompactJSON(f *testing.F) {
 		if got := appendRawJSON([]byte(prefix), d); !bytes.Equal(got, want.Bytes()) {
 			t.Fatalf("appendRawJSON(%q) = %q, want %q", d, got, want)
 		}
-		if got := appendCompact([]byte(prefix), d); !bytes.Equal(got, want.Bytes()) {
-			t.Fatalf("appendCompact(%q) = %q, want %q", d, got, want)
+		if got := enrich.AppendCompact([]byte(prefix), d); !bytes.Equal(got, want.Bytes()) {
+			t.Fatalf("enrich.AppendCompact(%q) = %q, want %q", d, got, want)
 		}
 	})
 }

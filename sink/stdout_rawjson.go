@@ -3,7 +3,8 @@ package sink
 import (
 	"encoding/binary"
 	"encoding/json"
-	"math/bits"
+
+	"github.com/devicestream/enrichevent/enrich"
 )
 
 // This file writes the JSON columns of a row line (device_metadata,
@@ -22,14 +23,14 @@ import (
 // bytes written are unspecified (but it does not panic).
 //
 // Most columns have no whitespace to remove: when raw holds no byte up to
-// ' ' at all (see hasSpace), it is copied as it is; otherwise appendCompact
-// copies it without the whitespace outside its strings.
+// ' ' at all (see hasSpace), it is copied as it is; otherwise
+// enrich.AppendCompact copies it without the whitespace outside its strings.
 func appendRawJSON(b []byte, raw json.RawMessage) []byte {
 	switch {
 	case len(raw) == 0:
 		return append(b, "null"...)
 	case hasSpace(raw):
-		return appendCompact(b, raw)
+		return enrich.AppendCompact(b, raw)
 	}
 	return append(b, raw...)
 }
@@ -55,56 +56,6 @@ func hasSpace(src []byte) bool {
 		}
 	}
 	return false
-}
-
-// appendCompact appends the JSON text src to dst without the whitespace
-// outside its strings: what json.Compact does with valid JSON. Strings
-// are copied as they are (see stringEnd).
-func appendCompact(dst, src []byte) []byte {
-	start := 0 // src[start:i] is yet to be copied
-	for i := 0; i < len(src); {
-		switch src[i] {
-		case '"':
-			i = stringEnd(src, i+1)
-		case ' ', '\t', '\n', '\r':
-			dst = append(dst, src[start:i]...)
-			for i++; i < len(src) && isSpace(src[i]); i++ {
-			}
-			start = i
-		default:
-			i++
-		}
-	}
-	return append(dst, src[start:]...)
-}
-
-// isSpace reports whether b is JSON's insignificant whitespace.
-func isSpace(b byte) bool { return b == ' ' || b == '\t' || b == '\n' || b == '\r' }
-
-// stringEnd returns the index just past the closing quote of the JSON
-// string whose contents start at src[i] (len(src) if there is none): the
-// first '"' not escaped by a backslash. It looks at eight bytes at a time
-// for the next '"' or '\\' (see special).
-func stringEnd(src []byte, i int) int {
-	for i < len(src) {
-		if i+8 <= len(src) {
-			m := special(binary.LittleEndian.Uint64(src[i:]))
-			if m == 0 {
-				i += 8
-				continue
-			}
-			i += bits.TrailingZeros64(m) / 8
-		}
-		switch src[i] {
-		case '"':
-			return i + 1
-		case '\\':
-			i += 2 // the escaped byte: '"', '\\' or the start of an escape
-		default: // a control character (not valid JSON), or a byte of the tail
-			i++
-		}
-	}
-	return len(src)
 }
 
 // special returns the high bits of the bytes of the little-endian word w

@@ -117,12 +117,24 @@ func plainInt(raw []byte) (int, bool) {
 // same way. A backslash, for one, is not base64.
 func decodeBase64(raw []byte) ([]byte, bool) {
 	s := raw[1 : len(raw)-1]
-	if bytes.IndexByte(s, '\n') >= 0 || bytes.IndexByte(s, '\r') >= 0 {
-		return nil, false
-	}
 	b := make([]byte, base64.StdEncoding.DecodedLen(len(s)))
 	n, err := base64.StdEncoding.Decode(b, s)
-	return b[:n], err == nil
+	return b[:n], err == nil && n == paddedLen(s)
+}
+
+// paddedLen returns the number of bytes that s decodes to if it is padded
+// base64 with no CR or LF, and -1 if its length cannot be that. Decode
+// skips CR and LF; each one it skipped leaves its result shorter than
+// this, so comparing the two refuses them without scanning s for them.
+func paddedLen(s []byte) int {
+	if len(s)%4 != 0 {
+		return -1
+	}
+	n := len(s) / 4 * 3
+	for i := len(s) - 1; i >= 0 && s[i] == '='; i-- {
+		n--
+	}
+	return n
 }
 
 // attributesSize returns the number of members of attrs, a raw JSON

@@ -152,7 +152,7 @@ func equalFoldASCII(b []byte, s string) bool {
 }
 
 // objectReader reads a JSON object member by member and checks its syntax
-// as valid does, so that DecodePush reads the body once:
+// as valid does, so that DecodePush and ParseEvent read their input once:
 //
 //	r, ok := openObject(d, i, depth)
 //	for ok {

@@ -58,34 +58,58 @@ func (o Options) ParseEvent(data []byte) (Event, error) {
 	}
 	idField := orDefault(o.DeviceIDField, defaultDeviceIDField)
 	timeField := orDefault(o.EventTimeField, defaultEventTimeField)
-	switch {
-	case len(data) > limit:
+	if len(data) > limit {
 		return Event{}, Permanent(ReasonPayloadTooLarge, "payload is %d bytes, limit %d", len(data), limit)
-	case len(data) == 0:
-		return Event{}, Permanent(ReasonInvalidJSON, "payload is empty")
-	case !valid(data):
-		if json.Valid(data) {
-			return Event{}, Permanent(ReasonInvalidJSON, "payload is not valid UTF-8")
-		}
-		return Event{}, Permanent(ReasonInvalidJSON, "payload is not valid JSON")
 	}
-	if c := data[skipSpace(data, 0)]; c != '{' {
-		return Event{}, Permanent(ReasonNotObject, "payload is a JSON %s, want an object", kindOf(c))
-	}
-	var idRaw, timeRaw []byte
-	for m := newMembers(data); m.next(); {
-		if keyIs(m.key, idField) {
-			idRaw = m.value
-		}
-		if keyIs(m.key, timeField) {
-			timeRaw = m.value
-		}
+	idRaw, timeRaw, ok := eventFields(data, idField, timeField)
+	if !ok {
+		return Event{}, payloadError(data)
 	}
 	id, err := deviceID(idRaw, idField)
 	if err != nil {
 		return Event{}, err
 	}
 	return Event{DeviceID: id, EventTime: eventTime(timeRaw), Payload: data}, nil
+}
+
+// eventFields returns the raw values of the members of data named idField
+// and timeField, nil when absent (the last one wins, as in encoding/json).
+// It reads data once, checking its syntax as valid does while it finds the
+// members; ok is false if data is not a valid JSON object (see
+// payloadError).
+func eventFields(data []byte, idField, timeField string) (idRaw, timeRaw []byte, ok bool) {
+	r, ok := openObject(data, skipSpace(data, 0), 1)
+	for ok {
+		var key, value []byte
+		if key, ok = r.next(); !ok || key == nil {
+			break
+		}
+		if value, ok = r.value(); !ok {
+			break
+		}
+		if keyIs(key, idField) {
+			idRaw = value
+		}
+		if keyIs(key, timeField) {
+			timeRaw = value
+		}
+	}
+	return idRaw, timeRaw, ok && skipSpace(data, r.i) == len(data)
+}
+
+// payloadError says why data, which eventFields refused, is not a JSON
+// object.
+func payloadError(data []byte) error {
+	switch {
+	case len(data) == 0:
+		return Permanent(ReasonInvalidJSON, "payload is empty")
+	case !valid(data):
+		if json.Valid(data) {
+			return Permanent(ReasonInvalidJSON, "payload is not valid UTF-8")
+		}
+		return Permanent(ReasonInvalidJSON, "payload is not valid JSON")
+	}
+	return Permanent(ReasonNotObject, "payload is a JSON %s, want an object", kindOf(data[skipSpace(data, 0)]))
 }
 
 // orDefault returns s, or def when s is empty.

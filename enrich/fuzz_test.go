@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -182,6 +183,9 @@ func FuzzParseMetadata(f *testing.F) {
 		if d.Len()+s.Blank+s.Duplicates != s.Rows || d.Len() < 0 {
 			t.Fatalf("Stats() = %+v with Len() = %d: counts do not add up", s, d.Len())
 		}
+		if f := s.Format; (f == FormatJSON || f == FormatNDJSON) && !jsonValues(data) {
+			t.Fatalf("ParseMetadata(%q) accepted %s that is not valid JSON values and UTF-8", data, f)
+		}
 		got := contents(t, d)
 		// The same bytes read one at a time must give the same table: the
 		// JSON splitter keeps its state across reads.
@@ -259,6 +263,19 @@ func text(v json.RawMessage) string {
 		return string(v)
 	}
 	return ""
+}
+
+// jsonValues reports whether data is valid UTF-8 made of JSON values
+// separated by whitespace, or only whitespace: what a JSON or NDJSON file
+// the parser accepts must be.
+func jsonValues(data []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	for {
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return errors.Is(err, io.EOF) && utf8.Valid(data)
+		}
+	}
 }
 
 // FuzzValid holds valid to its definition.

@@ -10,7 +10,8 @@ import (
 
 // jsonStream reads a JSON metadata file one device object at a time: it
 // walks the top-level structure itself and cuts out each object, which
-// valid then checks, so memory stays one object however big the file.
+// builder.addJSON then checks as it reads it, so memory stays one object
+// however big the file.
 type jsonStream struct {
 	r   *bufio.Reader
 	off int64  // bytes consumed, for messages
@@ -53,6 +54,17 @@ func (s *jsonStream) unexpected(c byte, err error, want string) error {
 // is valid until the next call.
 func (s *jsonStream) value(open byte) ([]byte, error) {
 	start := s.off - 1
+	v, err := s.split(open)
+	if err == nil && !valid(v) {
+		return nil, invalidJSON(start, open)
+	}
+	return v, err
+}
+
+// split reads the rest of a value as value does, without checking it: the
+// caller does (see addJSON).
+func (s *jsonStream) split(open byte) ([]byte, error) {
+	start := s.off - 1
 	s.buf = append(s.buf[:0], open)
 	sc := splitter{depth: 1, inString: open == '"'}
 	if sc.inString {
@@ -69,9 +81,6 @@ func (s *jsonStream) value(open byte) ([]byte, error) {
 		s.off += int64(n)
 		switch {
 		case end >= 0:
-			if !valid(s.buf) {
-				return nil, fmt.Errorf("offset %d: invalid JSON %s", start, kindOf(open))
-			}
 			return s.buf, nil
 		case errors.Is(err, io.EOF):
 			return nil, fmt.Errorf("offset %d: unexpected end of file in a JSON %s (truncated?)", start, kindOf(open))
@@ -79,6 +88,12 @@ func (s *jsonStream) value(open byte) ([]byte, error) {
 			return nil, err
 		}
 	}
+}
+
+// invalidJSON is the error for an invalid value that starts with open at
+// offset start.
+func invalidJSON(start int64, open byte) error {
+	return fmt.Errorf("offset %d: invalid JSON %s", start, kindOf(open))
 }
 
 // splitter finds where a JSON value ends in a stream, chunk by chunk, by

@@ -90,11 +90,14 @@ func parseKeyed(s *jsonStream, b *builder) error {
 // it; key is its raw key in a keyed object, else nil.
 func (s *jsonStream) device(open byte, key []byte, b *builder) error {
 	start := s.off - 1
-	obj, err := s.value(open)
+	obj, err := s.split(open)
 	if err != nil {
 		return err
 	}
-	if err := b.addJSON(obj, key); err != nil {
+	switch err := b.addJSON(obj, key); {
+	case errors.Is(err, errInvalidObject):
+		return invalidJSON(start, open)
+	case err != nil:
 		return fmt.Errorf("offset %d: %w", start, err)
 	}
 	return nil
@@ -120,8 +123,15 @@ func parseNDJSON(s *jsonStream, b *builder) error {
 // object keyed by id.
 var deviceIDKey = []byte(`"device_id"`)
 
-// addJSON stores the device of a JSON object, valid JSON. key is its raw
-// key in a keyed object, or nil when the id is the object's device_id.
+// errInvalidObject is addJSON's error for an object that is not valid JSON.
+var errInvalidObject = errors.New("invalid JSON object")
+
+// addJSON stores the device of obj, a JSON object as jsonStream.split cut
+// it out: a '{' up to its matching '}', not yet checked. addJSON checks it
+// as valid does while it reads its members, in one pass, and returns
+// errInvalidObject if it is not valid JSON and UTF-8 (the builder is then
+// to be dropped). key is obj's raw key in a keyed object, already checked,
+// or nil when the id is the object's device_id.
 func (b *builder) addJSON(obj, key []byte) error {
 	b.stats.Rows++
 	b.begin()
@@ -132,21 +142,32 @@ func (b *builder) addJSON(obj, key []byte) error {
 		b.jsonText(roleID, len(buf), key)
 		buf = append(buf, key...)
 	}
-	for m := newMembers(obj); m.next(); {
-		r := keyRole(m.key)
-		if r == roleID && key != nil {
+	r, ok := openObject(obj, 0, 1)
+	for ok {
+		var k, v []byte
+		if k, ok = r.next(); !ok || k == nil {
+			break
+		}
+		if v, ok = r.value(); !ok {
+			break
+		}
+		role := keyRole(k)
+		if role == roleID && key != nil {
 			continue // the key is the id
 		}
-		buf = member(buf, b.start, m.key)
-		if r != roleNone {
-			b.jsonText(r, len(buf), m.value)
+		buf = member(buf, b.start, k)
+		if role != roleNone {
+			b.jsonText(role, len(buf), v)
 		}
-		if r == roleID {
-			id = m.value
+		if role == roleID {
+			id = v
 		}
-		buf = AppendCompact(buf, m.value)
+		buf = AppendCompact(buf, v)
 	}
 	b.buf = buf
+	if !ok || r.i != len(obj) {
+		return errInvalidObject
+	}
 	blank, err := blankID(id)
 	if blank || err != nil {
 		b.buf = b.buf[:b.start]

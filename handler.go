@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/devicestream/enrichevent/cache"
@@ -74,9 +75,19 @@ func (f *function) enrich(ctx context.Context, env *enrich.PushEnvelope) error {
 		f.meta.Miss()
 	}
 	meta := enrich.MetaInfo{Version: snap.Version.Generation, LoadedAt: snap.LoadedAt}
-	row := enrich.BuildRow(env, ev, dev, meta, f.now())
-	return f.sink.WriteRows(ctx, []enrich.Row{row})
+	rows := rowSlices.Get().(*[1]enrich.Row)
+	rows[0] = enrich.BuildRow(env, ev, dev, meta, f.now())
+	err = f.sink.WriteRows(ctx, rows[:])
+	*rows = [1]enrich.Row{} // drop the references to this request's data
+	rowSlices.Put(rows)
+	return err
 }
+
+// rowSlices holds the one-row arrays that enrich hands to the sink, so that
+// a request does not allocate one (a slice passed to an interface method
+// escapes to the heap). A sink does not keep the slice it is given (see
+// sink.Sink), so the array is reused once WriteRows returns.
+var rowSlices = sync.Pool{New: func() any { return new([1]enrich.Row) }}
 
 // record writes the error record of a message that failed permanently and
 // logs it. Only if the record is stored may the message be acknowledged.

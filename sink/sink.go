@@ -41,7 +41,9 @@ import (
 // Sink stores rows and error records. A nil error means every row and record
 // is stored durably (or, for a row the destination rejected, stored as an
 // error record instead); any error means the caller must not acknowledge
-// the message, so that Pub/Sub redelivers it.
+// the message, so that Pub/Sub redelivers it. A sink does not keep the
+// slices it is given once the call returns (callers reuse them); it may keep
+// copies of their elements.
 type Sink interface {
 	WriteRows(ctx context.Context, rows []enrich.Row) error
 	WriteErrors(ctx context.Context, recs []enrich.ErrorRecord) error

@@ -16,6 +16,18 @@ const (
 // roleOf returns the role of the column or member called name, compared
 // case-insensitively.
 func roleOf[T string | []byte](name T) role {
+	switch string(name) { // the usual spellings, without folding
+	case "device_id":
+		return roleID
+	case "asset_tag":
+		return roleAssetTag
+	case "location_id":
+		return roleLocationID
+	case "device_location_tenant_name":
+		return roleTenant
+	case "tenant_name":
+		return roleTenantName
+	}
 	switch {
 	case foldEq(name, "device_id"):
 		return roleID

@@ -19,9 +19,15 @@ type jsonStream struct {
 	key []byte // the current key of a keyed object
 }
 
-// next consumes and returns the next non-space byte.
+// next consumes and returns the next non-space byte. It skips the spaces
+// in the buffer at once, and reads that byte with ReadByte, so that
+// UnreadByte can put it back.
 func (s *jsonStream) next() (byte, error) {
 	for {
+		spaces, _ := s.r.Peek(s.r.Buffered())
+		n := skipSpace(spaces, 0)
+		s.r.Discard(n)
+		s.off += int64(n)
 		c, err := s.r.ReadByte()
 		if err != nil {
 			return 0, err

@@ -62,11 +62,9 @@ func parseKeyed(s *jsonStream, b *builder) error {
 		if c != '"' || err != nil {
 			return s.unexpected(c, err, "a device id")
 		}
-		var key []byte
-		if key, err = s.value(c); err != nil {
+		if err = s.readKey(c); err != nil {
 			return err
 		}
-		s.key = append(s.key[:0], key...)
 		if c, err = s.next(); c != ':' || err != nil {
 			return s.unexpected(c, err, "':'")
 		}
@@ -86,22 +84,68 @@ func parseKeyed(s *jsonStream, b *builder) error {
 	}
 }
 
+// readKey reads into s.key the rest of a key whose '"' has been consumed,
+// and checks it. A key that is whole in the reader's buffer is read there,
+// without value's copy.
+func (s *jsonStream) readKey(open byte) error {
+	if s.r.UnreadByte() == nil {
+		data, _ := s.r.Peek(s.r.Buffered())
+		if end, ok := validString(data, 0); ok {
+			s.key = append(s.key[:0], data[:end]...)
+			s.r.Discard(end)
+			s.off += int64(end) - 1
+			return nil
+		}
+		s.r.ReadByte() // the '"', consumed again
+	}
+	key, err := s.value(open)
+	s.key = append(s.key[:0], key...)
+	return err
+}
+
 // device reads the device object whose '{' has been consumed and stores
 // it; key is its raw key in a keyed object, else nil.
+//
+// An object that is whole in the reader's buffer, as nearly all are, is
+// read there, in one pass: addJSON checks it as it reads it. One that
+// addJSON refuses there, because it goes on past the buffer or is invalid,
+// is cut out by split and read again, which tells the two apart.
 func (s *jsonStream) device(open byte, key []byte, b *builder) error {
 	start := s.off - 1
+	if s.r.UnreadByte() == nil { // the '{' is in the buffer again
+		if s.r.Buffered() < minBuffered {
+			s.r.Peek(s.r.Size()) // fill the buffer; an error shows below
+		}
+		data, _ := s.r.Peek(s.r.Buffered())
+		end, err := b.addJSON(data, key)
+		if !errors.Is(err, errInvalidObject) {
+			s.r.Discard(end)
+			s.off += int64(end) - 1
+			if err != nil {
+				return fmt.Errorf("offset %d: %w", start, err)
+			}
+			return nil
+		}
+		b.undo()
+		s.r.ReadByte() // the '{', consumed again
+	}
 	obj, err := s.split(open)
 	if err != nil {
 		return err
 	}
-	switch err := b.addJSON(obj, key); {
-	case errors.Is(err, errInvalidObject):
+	switch end, err := b.addJSON(obj, key); {
+	case errors.Is(err, errInvalidObject) || end != len(obj):
 		return invalidJSON(start, open)
 	case err != nil:
 		return fmt.Errorf("offset %d: %w", start, err)
 	}
 	return nil
 }
+
+// minBuffered is the least that device wants buffered before it reads an
+// object in the buffer: with less, it fills the buffer first, so that few
+// objects go on past it.
+const minBuffered = 4 << 10
 
 // parseNDJSON reads device objects separated by whitespace (newlines).
 func parseNDJSON(s *jsonStream, b *builder) error {
@@ -126,13 +170,14 @@ var deviceIDKey = []byte(`"device_id"`)
 // errInvalidObject is addJSON's error for an object that is not valid JSON.
 var errInvalidObject = errors.New("invalid JSON object")
 
-// addJSON stores the device of obj, a JSON object as jsonStream.split cut
-// it out: a '{' up to its matching '}', not yet checked. addJSON checks it
-// as valid does while it reads its members, in one pass, and returns
-// errInvalidObject if it is not valid JSON and UTF-8 (the builder is then
-// to be dropped). key is obj's raw key in a keyed object, already checked,
-// or nil when the id is the object's device_id.
-func (b *builder) addJSON(obj, key []byte) error {
+// addJSON stores the device of the JSON object that starts at data[0]
+// == '{', and returns the index just past it; bytes after it are ignored.
+// The object is not yet checked: addJSON checks it as valid does while it
+// reads its members, in one pass, and returns errInvalidObject if it is not
+// valid JSON and UTF-8 or ends past data; the record it began must then be
+// dropped with undo. key is the object's raw key in a keyed object, already
+// checked, or nil when the id is the object's device_id.
+func (b *builder) addJSON(data, key []byte) (end int, err error) {
 	b.stats.Rows++
 	b.begin()
 	buf := b.buf // see member
@@ -142,7 +187,7 @@ func (b *builder) addJSON(obj, key []byte) error {
 		b.jsonText(roleID, len(buf), key)
 		buf = append(buf, key...)
 	}
-	r, ok := openObject(obj, 0, 1)
+	r, ok := openObject(data, 0, 1)
 	for ok {
 		var k, v []byte
 		if k, ok = r.next(); !ok || k == nil {
@@ -165,17 +210,23 @@ func (b *builder) addJSON(obj, key []byte) error {
 		buf = AppendCompact(buf, v)
 	}
 	b.buf = buf
-	if !ok || r.i != len(obj) {
-		return errInvalidObject
+	if !ok {
+		return r.i, errInvalidObject
 	}
 	blank, err := blankID(id)
 	if blank || err != nil {
 		b.buf = b.buf[:b.start]
 		b.stats.Blank++
-		return err
+		return r.i, err
 	}
 	b.commit()
-	return nil
+	return r.i, nil
+}
+
+// undo drops the record that addJSON began and refused.
+func (b *builder) undo() {
+	b.buf = b.buf[:b.start]
+	b.stats.Rows--
 }
 
 // keyRole returns the role of a raw JSON key.

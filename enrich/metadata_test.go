@@ -282,6 +282,52 @@ func TestParseMetadataChunking(t *testing.T) {
 	}
 }
 
+// TestParseMetadataAcrossBuffers reads JSON files many times the reader's
+// buffer, in whole and in pieces, so that device objects straddle the end
+// of the buffered bytes (jsonStream.device reads them in the buffer when
+// they are whole there, else cuts them out), one longer than the buffer.
+func TestParseMetadataAcrossBuffers(t *testing.T) {
+	const n = 3000
+	var ndjson, array, keyed strings.Builder
+	array.WriteString("[")
+	keyed.WriteString("{")
+	for i := range n {
+		id, note := fmt.Sprintf("vr-%07d", i), fmt.Sprint("n", i)
+		if i == n/2 {
+			note = strings.Repeat("x", bufSize+100)
+		}
+		body := fmt.Sprintf(`"asset_tag":"AT-%d","location_id":"L-%d","note":%q`, i, i%7, note)
+		sep := ",\n"
+		if i == n-1 {
+			sep = ""
+		}
+		fmt.Fprintf(&ndjson, "{\"device_id\":%q,%s}\n", id, body)
+		fmt.Fprintf(&array, "{\"device_id\":%q,%s}%s", id, body, sep)
+		fmt.Fprintf(&keyed, "%q:{%s}%s", id, body, sep)
+	}
+	array.WriteString("]")
+	keyed.WriteString("}")
+	var want map[string]dev
+	for _, in := range []struct{ name, data string }{
+		{"devices.ndjson", ndjson.String()}, {"devices_array.json", array.String()}, {"devices.json", keyed.String()},
+	} {
+		for _, r := range []io.Reader{strings.NewReader(in.data), iotest.HalfReader(strings.NewReader(in.data)),
+			iotest.OneByteReader(strings.NewReader(in.data))} {
+			d, err := ParseMetadata(r, FormatHint{Name: in.name})
+			if err != nil {
+				t.Fatalf("ParseMetadata(%s, %T): %v", in.name, r, err)
+			}
+			got := contents(t, d)
+			if want == nil {
+				want = got
+			}
+			if len(got) != n || !maps.Equal(got, want) {
+				t.Fatalf("ParseMetadata(%s, %T) = %d devices, not those of %d from the NDJSON file", in.name, r, len(got), n)
+			}
+		}
+	}
+}
+
 // TestParseMetadataLongRecords covers records longer than an arena block's
 // free space and fields beyond what a record position can hold (64 KiB).
 func TestParseMetadataLongRecords(t *testing.T) {

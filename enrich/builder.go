@@ -14,9 +14,11 @@ const (
 )
 
 // roleOf returns the role of the column or member called name, compared
-// case-insensitively.
+// case-insensitively (ASCII case). The usual spellings, in lower case, are
+// matched without folding; a name with an upper-case letter is matched
+// again in lower case.
 func roleOf[T string | []byte](name T) role {
-	switch string(name) { // the usual spellings, without folding
+	switch string(name) {
 	case "device_id":
 		return roleID
 	case "asset_tag":
@@ -28,37 +30,23 @@ func roleOf[T string | []byte](name T) role {
 	case "tenant_name":
 		return roleTenantName
 	}
-	switch {
-	case foldEq(name, "device_id"):
-		return roleID
-	case foldEq(name, "asset_tag"):
-		return roleAssetTag
-	case foldEq(name, "location_id"):
-		return roleLocationID
-	case foldEq(name, "device_location_tenant_name"):
-		return roleTenant
-	case foldEq(name, "tenant_name"):
-		return roleTenantName
+	var lower [len("device_location_tenant_name")]byte // the longest name
+	if len(name) > len(lower) {
+		return roleNone
 	}
-	return roleNone
-}
-
-// foldEq reports whether b equals lower, an ASCII lower-case string,
-// ignoring ASCII case.
-func foldEq[T string | []byte](b T, lower string) bool {
-	if len(b) != len(lower) {
-		return false
-	}
-	for i := range len(lower) {
-		c := b[i]
+	folded := false
+	for i := range len(name) {
+		c := name[i]
 		if 'A' <= c && c <= 'Z' {
 			c += 'a' - 'A'
+			folded = true
 		}
-		if c != lower[i] {
-			return false
-		}
+		lower[i] = c
 	}
-	return true
+	if !folded {
+		return roleNone
+	}
+	return roleOf(lower[:len(name)])
 }
 
 // The Device fields a record locates, in rec.fields.

@@ -25,9 +25,7 @@ type jsonStream struct {
 func (s *jsonStream) next() (byte, error) {
 	for {
 		spaces, _ := s.r.Peek(s.r.Buffered())
-		n := skipSpace(spaces, 0)
-		s.r.Discard(n)
-		s.off += int64(n)
+		s.discard(skipSpace(spaces, 0))
 		c, err := s.r.ReadByte()
 		if err != nil {
 			return 0, err
@@ -37,6 +35,23 @@ func (s *jsonStream) next() (byte, error) {
 			return c, nil
 		}
 	}
+}
+
+// discard consumes the next n buffered bytes.
+func (s *jsonStream) discard(n int) {
+	n, _ = s.r.Discard(n)
+	s.off += int64(n)
+}
+
+// unread puts back the byte that next returned, so that the value it
+// starts can be read in the buffer, and reports whether it could; next
+// consumes it again.
+func (s *jsonStream) unread() bool {
+	if s.r.UnreadByte() != nil {
+		return false
+	}
+	s.off--
+	return true
 }
 
 // errorf returns an error located at the current offset.
@@ -83,8 +98,7 @@ func (s *jsonStream) split(open byte) ([]byte, error) {
 			chunk = chunk[:end]
 		}
 		s.buf = append(s.buf, chunk...)
-		n, _ := s.r.Discard(len(chunk))
-		s.off += int64(n)
+		s.discard(len(chunk))
 		switch {
 		case end >= 0:
 			return s.buf, nil

@@ -88,15 +88,14 @@ func parseKeyed(s *jsonStream, b *builder) error {
 // and checks it. A key that is whole in the reader's buffer is read there,
 // without value's copy.
 func (s *jsonStream) readKey(open byte) error {
-	if s.r.UnreadByte() == nil {
+	if s.unread() {
 		data, _ := s.r.Peek(s.r.Buffered())
 		if end, ok := validString(data, 0); ok {
 			s.key = append(s.key[:0], data[:end]...)
-			s.r.Discard(end)
-			s.off += int64(end) - 1
+			s.discard(end)
 			return nil
 		}
-		s.r.ReadByte() // the '"', consumed again
+		s.next() // the '"' again
 	}
 	key, err := s.value(open)
 	s.key = append(s.key[:0], key...)
@@ -112,22 +111,21 @@ func (s *jsonStream) readKey(open byte) error {
 // is cut out by split and read again, which tells the two apart.
 func (s *jsonStream) device(open byte, key []byte, b *builder) error {
 	start := s.off - 1
-	if s.r.UnreadByte() == nil { // the '{' is in the buffer again
+	if s.unread() {
 		if s.r.Buffered() < minBuffered {
 			s.r.Peek(s.r.Size()) // fill the buffer; an error shows below
 		}
 		data, _ := s.r.Peek(s.r.Buffered())
 		end, err := b.addJSON(data, key)
 		if !errors.Is(err, errInvalidObject) {
-			s.r.Discard(end)
-			s.off += int64(end) - 1
+			s.discard(end)
 			if err != nil {
 				return fmt.Errorf("offset %d: %w", start, err)
 			}
 			return nil
 		}
 		b.undo()
-		s.r.ReadByte() // the '{', consumed again
+		s.next() // the '{' again
 	}
 	obj, err := s.split(open)
 	if err != nil {

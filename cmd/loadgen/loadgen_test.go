@@ -156,3 +156,18 @@ func TestPhaseCounts(t *testing.T) {
 		}
 	}
 }
+
+// TestRotate checks the order of the servers in each round: every round
+// starts one server later, so that no server always runs last.
+func TestRotate(t *testing.T) {
+	servers := []string{"bare", "framework", "function"}
+	for n, want := range []string{"bare framework function", "framework function bare",
+		"function bare framework", "bare framework function"} {
+		if got := strings.Join(rotate(servers, n), " "); got != want {
+			t.Errorf("rotate(%v, %d) = %s, want %s", servers, n, got, want)
+		}
+	}
+	if got := strings.Join(servers, " "); got != "bare framework function" {
+		t.Errorf("rotate changed its argument: %s", got)
+	}
+}

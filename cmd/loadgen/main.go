@@ -9,7 +9,9 @@
 // (-devices devices, CSV) and the stdout sink writing to /dev/null, and
 // starts a second child, itself in bare mode: a net/http handler that only
 // reads the body and answers 204. Then, for each of -rounds rounds, it
-// drives the bare server and then the function with -c keep-alive
+// drives the bare server and then the function (each round starting one
+// server later than the one before, so that none always runs last, after
+// the machine has been busy longest) with -c keep-alive
 // connections, each sending one request at a time (or, with -rate, on a
 // fixed schedule) for -warmup unrecorded and -d recorded. Every request is
 // a pre-built Pub/Sub push envelope (-shape push) or binary CloudEvent

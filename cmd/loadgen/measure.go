@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 )
@@ -17,21 +18,26 @@ func (b *bench) newPhase(name, addr string) (*phase, error) {
 }
 
 // rounds drives the bare server, the bare framework and the function in
-// turn, -rounds times, and reports the throughput ratios.
+// turn, -rounds times, and reports the throughput ratios. Each round
+// starts one server later than the one before (bare, framework, function;
+// then framework, function, bare; ...), so that over rounds no server
+// always runs last, after the machine has been loaded longest.
 func (b *bench) rounds() error {
 	printHeader(os.Stdout)
 	var bares, frameworks, fns []*result
+	type target struct {
+		name    string
+		srv     *server
+		addr    string
+		results *[]*result
+	}
+	targets := []target{
+		{"bare net/http", b.bare, addrOf(b.bare), &bares},
+		{"bare framework", b.framework, addrOf(b.framework), &frameworks},
+		{"function", b.fn, b.fnAddr, &fns},
+	}
 	for round := 1; round <= b.o.rounds; round++ {
-		for _, s := range []struct {
-			name    string
-			srv     *server
-			addr    string
-			results *[]*result
-		}{
-			{"bare net/http", b.bare, addrOf(b.bare), &bares},
-			{"bare framework", b.framework, addrOf(b.framework), &frameworks},
-			{"function", b.fn, b.fnAddr, &fns},
-		} {
+		for _, s := range rotate(targets, round-1) {
 			if s.addr == "" {
 				continue
 			}
@@ -56,6 +62,12 @@ func (b *bench) rounds() error {
 	}
 	b.steady = fns[len(fns)-1]
 	return nil
+}
+
+// rotate returns a copy of s that starts at s[n % len(s)] and wraps around.
+func rotate[T any](s []T, n int) []T {
+	n %= len(s)
+	return append(slices.Clip(s[n:]), s[:n]...)
 }
 
 func addrOf(s *server) string {

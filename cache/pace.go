@@ -45,19 +45,34 @@ type pacer struct {
 }
 
 func (p *pacer) Read(b []byte) (int, error) {
-	if !p.mark.IsZero() {
-		work := p.clock().Sub(p.mark)
-		p.owed += time.Duration(float64(work) * (1 - p.share) / p.share)
-		if p.owed >= minPause {
-			p.sleep(p.owed)
-			p.slept += p.owed
-			p.owed = 0
-		}
-	}
+	p.pace()
 	if len(b) > paceChunk {
 		b = b[:paceChunk]
 	}
 	n, err := p.r.Read(b)
 	p.mark = p.clock()
 	return n, err
+}
+
+// Pause paces the work a parser does after its last read (indexing what
+// it parsed) as a read paces the work before it: the parser calls it
+// between steps of that work (enrich.Pauser).
+func (p *pacer) Pause() {
+	p.pace()
+	p.mark = p.clock()
+}
+
+// pace charges the work done since the last Read or Pause returned, and
+// sleeps when the sleep it has earned reaches minPause.
+func (p *pacer) pace() {
+	if p.mark.IsZero() {
+		return
+	}
+	work := p.clock().Sub(p.mark)
+	p.owed += time.Duration(float64(work) * (1 - p.share) / p.share)
+	if p.owed >= minPause {
+		p.sleep(p.owed)
+		p.slept += p.owed
+		p.owed = 0
+	}
 }

@@ -66,6 +66,30 @@ func TestPacerSleepsInProportionToWork(t *testing.T) {
 	}
 }
 
+// TestPacerPausesWorkAfterTheLastRead checks Pause, which a parser calls
+// while it works after its last read: the work since the last Read or
+// Pause earns sleep as the work between two reads does.
+func TestPacerPausesWorkAfterTheLastRead(t *testing.T) {
+	now := time.Unix(0, 0)
+	var slept time.Duration
+	p := &pacer{r: bytes.NewReader(nil), share: 0.2, clock: func() time.Time { return now },
+		sleep: func(d time.Duration) { slept += d; now = now.Add(d) }}
+	if _, err := p.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("Read = %v, want EOF", err)
+	}
+	for range 3 {
+		now = now.Add(time.Millisecond) // indexing
+		p.Pause()
+	}
+	if want := 3 * 4 * time.Millisecond; slept != want || p.slept != want {
+		t.Errorf("slept %v (counted %v) after 3 ms of work at a share of 0.2, want %v", slept, p.slept, want)
+	}
+	p.Pause() // no work since the last Pause: no sleep
+	if want := 12 * time.Millisecond; slept != want {
+		t.Errorf("slept %v after a Pause with no work, want %v", slept, want)
+	}
+}
+
 type readFunc func([]byte) (int, error)
 
 func (f readFunc) Read(b []byte) (int, error) { return f(b) }

@@ -191,11 +191,12 @@ func (b *builder) commit() {
 
 // finish returns the table of the parsed devices: the recs, the arena and
 // the texts become the table as they are. The arena is final from here on:
-// its bytes are never written again.
-func (b *builder) finish(f Format) *Devices {
+// its bytes are never written again. pauser, if not nil, is paused while
+// the index is built (see Pauser).
+func (b *builder) finish(f Format, pauser Pauser) *Devices {
 	b.stats.Format = f
 	d := &Devices{recs: b.recs, blocks: b.blocks, texts: b.texts, stats: b.stats}
 	*b = builder{}
-	d.buildIndex()
+	d.buildIndex(pauser)
 	return d
 }

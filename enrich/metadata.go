@@ -79,6 +79,7 @@ const bufSize = 64 << 10
 // its index is built, 16 bytes per device (BenchmarkParseMetadata reports
 // the peak).
 func ParseMetadata(r io.Reader, hint FormatHint) (*Devices, error) {
+	pauser, _ := r.(Pauser)
 	br := bufio.NewReaderSize(r, bufSize)
 	if p, _ := br.Peek(2); len(p) == 2 && p[0] == 0x1f && p[1] == 0x8b {
 		zr, err := gzip.NewReader(br)
@@ -102,7 +103,17 @@ func ParseMetadata(r io.Reader, hint FormatHint) (*Devices, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse metadata (%s): %w", format, err)
 	}
-	return b.finish(format), nil
+	return b.finish(format, pauser), nil
+}
+
+// Pauser is implemented by a reader that paces the parse it feeds: the
+// cache's background refreshes read through one, which sleeps between
+// reads so that requests keep the CPU. Once the last byte is read,
+// ParseMetadata still indexes the devices (a few milliseconds per 100,000,
+// in one go); if r is a Pauser, it calls Pause every pauseEvery devices
+// meanwhile, so that the reader can pace that work too.
+type Pauser interface {
+	Pause()
 }
 
 // detect skips a UTF-8 byte order mark and returns the file's format: the

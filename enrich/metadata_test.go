@@ -399,3 +399,48 @@ func TestMetadataImmutable(t *testing.T) {
 		t.Errorf("after appending to a's Metadata, Lookup(b) = %v, %v", b, ok)
 	}
 }
+
+// TestParseMetadataPausesWhileIndexing checks that ParseMetadata lets a
+// reader that is a Pauser pace the indexing after the last read: once
+// every pauseEvery devices in each of the index's two passes, and never
+// before the end of the file.
+func TestParseMetadataPausesWhileIndexing(t *testing.T) {
+	const devices = 10_000
+	var csv strings.Builder
+	csv.WriteString("device_id,asset_tag,location_id,tenant_name\n")
+	for i := range devices {
+		fmt.Fprintf(&csv, "vr-%05d,AT-%d,LOC-%d,Tenant %d\n", i, i, i%50, i%7)
+	}
+	r := &pausingReader{r: strings.NewReader(csv.String())}
+	d, err := ParseMetadata(r, FormatHint{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 2 * (devices / pauseEvery); r.pauses != want || r.early != 0 {
+		t.Errorf("Pause called %d times (%d before EOF), want %d, all after EOF", r.pauses, r.early, want)
+	}
+	if got, ok := d.Lookup("vr-09999"); !ok || got.AssetTag != "AT-9999" {
+		t.Errorf("Lookup(vr-09999) = %+v, %v", got, ok)
+	}
+}
+
+// pausingReader is a Pauser that counts its pauses, and those that came
+// before it returned EOF.
+type pausingReader struct {
+	r             io.Reader
+	eof           bool
+	pauses, early int
+}
+
+func (p *pausingReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.eof = p.eof || err == io.EOF
+	return n, err
+}
+
+func (p *pausingReader) Pause() {
+	p.pauses++
+	if !p.eof {
+		p.early++
+	}
+}

@@ -160,6 +160,8 @@ func equalFoldASCII(b []byte, s string) bool {
 //		v, ok = r.value() // or any reader that sets r.i past the value
 //	}
 //	// ok: r.i is just past the object
+//
+// nextMember does the two reads of that loop when the value is read whole.
 type objectReader struct {
 	d     []byte
 	i     int  // the next byte to read
@@ -202,6 +204,17 @@ func (r *objectReader) next() (key []byte, ok bool) {
 	}
 	r.i, r.more = skipSpace(d, i+1), true
 	return key, true
+}
+
+// nextMember reads the next member's key and value. At the end of the
+// object it returns a nil key and leaves r.i just past the object. ok is
+// false on a syntax error.
+func (r *objectReader) nextMember() (key, value []byte, ok bool) {
+	if key, ok = r.next(); !ok || key == nil {
+		return key, nil, ok
+	}
+	value, ok = r.value()
+	return key, value, ok
 }
 
 // value reads and checks the value at r.i, and returns it.

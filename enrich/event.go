@@ -81,10 +81,7 @@ func eventFields(data []byte, idField, timeField string) (idRaw, timeRaw []byte,
 	r, ok := openObject(data, skipSpace(data, 0), 1)
 	for ok {
 		var key, value []byte
-		if key, ok = r.next(); !ok || key == nil {
-			break
-		}
-		if value, ok = r.value(); !ok {
+		if key, value, ok = r.nextMember(); !ok || key == nil {
 			break
 		}
 		if keyIs(key, idField) {

@@ -188,10 +188,7 @@ func (b *builder) addJSON(data, key []byte) (end int, err error) {
 	r, ok := openObject(data, 0, 1)
 	for ok {
 		var k, v []byte
-		if k, ok = r.next(); !ok || k == nil {
-			break
-		}
-		if v, ok = r.value(); !ok {
+		if k, v, ok = r.nextMember(); !ok || k == nil {
 			break
 		}
 		role := keyRole(k)

@@ -192,7 +192,14 @@ func BenchmarkReadBody(b *testing.B) {
 		read func(*http.Request) ([]byte, error)
 	}{
 		{"io.ReadAll", func(r *http.Request) ([]byte, error) { return io.ReadAll(http.MaxBytesReader(w, r.Body, 12<<20)) }},
-		{"readBody", func(r *http.Request) ([]byte, error) { return readBody(w, r, 12<<20) }},
+		{"readBody", func(r *http.Request) ([]byte, error) { return readBody(w, r, 12<<20, nil) }},
+		{"readBody/reused", func(r *http.Request) ([]byte, error) {
+			buf := bodyBuffers.Get().(*[]byte)
+			body, err := readBody(w, r, 12<<20, *buf)
+			*buf = body[:0]
+			bodyBuffers.Put(buf)
+			return body, err
+		}},
 	} {
 		b.Run(bench.name, func(b *testing.B) {
 			req := benchRequest(b, false)

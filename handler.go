@@ -29,7 +29,8 @@ type function struct {
 // 204 acknowledges (the event is a row or an error record), 413 and 5xx make
 // Pub/Sub redeliver.
 func (f *function) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, err := readBody(w, r, f.maxBody)
+	buf := bodyBuffers.Get().(*[]byte)
+	body, err := readBody(w, r, f.maxBody, *buf)
 	if err != nil {
 		status := http.StatusBadRequest
 		if errors.Is(err, errBodyTooLarge) {
@@ -45,6 +46,13 @@ func (f *function) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if _, permanent := enrich.ReasonOf(err); permanent {
 		err = f.record(r.Context(), &env, body, err, r)
+	} else if cap(body) <= maxPooledBody {
+		// Nothing refers to the body any more: the envelope and the row
+		// hold copies of what they need. An error record may hold the body
+		// itself (its raw payload), and a sink may keep records after the
+		// call returns, so a recorded message's body is never reused.
+		*buf = body[:0]
+		bodyBuffers.Put(buf)
 	}
 	if err != nil {
 		f.log.Error("event not processed, Pub/Sub will redeliver it", "error", err,

@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -285,22 +287,84 @@ func TestNoInfoLinePerEvent(t *testing.T) {
 
 // TestReadBodySizes checks readBody (measured by BenchmarkReadBody) on
 // bodies around its buffer sizes, with a right, missing or oversized
-// Content-Length: it must return the body exactly, or refuse one over the
-// limit.
+// Content-Length, into no buffer or a used one of some size: it must return
+// the body exactly, or refuse one over the limit.
 func TestReadBodySizes(t *testing.T) {
 	const limit = 200 << 10
 	for _, n := range []int{0, 1, 511, 512, 513, 676, maxPresize, maxPresize + 1, 150 << 10, limit, limit + 1} {
 		want := bytes.Repeat([]byte("0123456789abcdef"), n/16+1)[:n]
 		for _, contentLength := range []int64{int64(n), -1, int64(limit)} {
-			req := httptest.NewRequest("POST", "/", bytes.NewReader(want))
-			req.ContentLength = contentLength
-			got, err := readBody(httptest.NewRecorder(), req, limit)
-			switch {
-			case n > limit && !errors.Is(err, errBodyTooLarge):
-				t.Errorf("readBody(%d bytes, Content-Length %d) = %d bytes, %v; want errBodyTooLarge", n, contentLength, len(got), err)
-			case n <= limit && (err != nil || !bytes.Equal(got, want)):
-				t.Errorf("readBody(%d bytes, Content-Length %d) = %d bytes, %v; want the body", n, contentLength, len(got), err)
+			for _, used := range []int{0, 600, maxPooledBody} {
+				buf := bytes.Repeat([]byte{'x'}, used)
+				req := httptest.NewRequest("POST", "/", bytes.NewReader(want))
+				req.ContentLength = contentLength
+				got, err := readBody(httptest.NewRecorder(), req, limit, buf)
+				switch {
+				case n > limit && !errors.Is(err, errBodyTooLarge):
+					t.Errorf("readBody(%d bytes, Content-Length %d, %d-byte buffer) = %d bytes, %v; want errBodyTooLarge", n, contentLength, used, len(got), err)
+				case n <= limit && (err != nil || !bytes.Equal(got, want)):
+					t.Errorf("readBody(%d bytes, Content-Length %d, %d-byte buffer) = %d bytes, %v; want the body", n, contentLength, used, len(got), err)
+				}
 			}
+		}
+	}
+}
+
+// keepingSink is a sink that keeps what it is given, as sink.Sink allows
+// (the BigQuery sink keeps a batch's rows and records until the append
+// that holds them is answered, which may be after the call returned).
+type keepingSink struct {
+	rows []enrich.Row
+	recs []enrich.ErrorRecord
+}
+
+func (s *keepingSink) WriteRows(_ context.Context, rows []enrich.Row) error {
+	s.rows = append(s.rows, rows...)
+	return nil
+}
+
+func (s *keepingSink) WriteErrors(_ context.Context, recs []enrich.ErrorRecord) error {
+	s.recs = append(s.recs, recs...)
+	return nil
+}
+
+// TestBodyBufferReusedOnlyWhenFree: request bodies are read into buffers
+// that later requests reuse (bodyBuffers), so nothing a sink may keep can
+// point into one. The error record of an envelope that cannot be decoded
+// carries the body itself as its payload: that buffer must never be
+// reused. Rows hold copies. A build that reuses every buffer fails here, as
+// does one whose rows point into the body.
+func TestBodyBufferReusedOnlyWhenFree(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	keep := &keepingSink{}
+	h.f.sink = keep
+	post := func(body string) {
+		t.Helper()
+		req := httptest.NewRequest("POST", "/", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if resp := h.serve(req); resp.Code != http.StatusNoContent {
+			t.Fatalf("POST %q = %d %q, want 204", body, resp.Code, resp.Body)
+		}
+	}
+	poison := `{"message":{"data":"` + strings.Repeat("A", 200) + `","messageId":"poison"` // cut short
+	post(poison)
+	var ids []string
+	for i := range 50 {
+		id := fmt.Sprintf("reuse-%03d", i)
+		data := base64.StdEncoding.EncodeToString([]byte(`{"device_id":"vr-0001","event":"` + strings.Repeat("z", i) + `"}`))
+		post(`{"message":{"data":"` + data + `","messageId":"` + id + `","publishTime":"2026-11-24T08:00:00Z"},"subscription":"projects/p/subscriptions/` + id + `"}`)
+		ids = append(ids, id)
+	}
+	if len(keep.recs) != 1 || string(keep.recs[0].Payload) != poison {
+		t.Errorf("error records %+v; want one whose payload is still the poison body %q", keep.recs, poison)
+	}
+	if len(keep.rows) != len(ids) {
+		t.Fatalf("%d rows, want %d", len(keep.rows), len(ids))
+	}
+	for i, r := range keep.rows {
+		if r.MessageID != ids[i] || r.Subscription != "projects/p/subscriptions/"+ids[i] ||
+			!strings.Contains(string(r.Payload), strings.Repeat("z", i)+`"`) {
+			t.Errorf("row %d = message %q, subscription %q, payload %s; changed after its request", i, r.MessageID, r.Subscription, r.Payload)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
 
 	"github.com/cloudevents/sdk-go/v2/binding"
 	"github.com/cloudevents/sdk-go/v2/binding/format"
@@ -21,15 +22,26 @@ const messagePublished = "google.cloud.pubsub.topic.v1.messagePublished"
 // maxPresize bounds the buffer readBody allocates before any byte arrives.
 const maxPresize = 64 << 10
 
+// maxPooledBody is the largest body buffer kept in bodyBuffers: a typical
+// push is under 2 KB, and one large body must not pin its buffer.
+const maxPooledBody = 16 << 10
+
+// bodyBuffers holds body buffers for reuse by later requests (*[]byte, so
+// that Put does not allocate). See (*function).ServeHTTP for when a buffer
+// may go back.
+var bodyBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
 // errBodyTooLarge is returned by readBody for a body over MAX_REQUEST_BYTES.
 var errBodyTooLarge = errors.New("request body too large")
 
-// readBody reads the whole body, refusing more than limit bytes. The
-// buffer is sized from Content-Length when the client sent one (Pub/Sub
-// does), so that a typical body costs one allocation instead of
-// io.ReadAll's growth from 512 bytes. The size is trusted only up to
-// maxPresize: beyond, memory grows with the bytes that actually arrive.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+// readBody reads the whole body into buf (from its start, growing it if
+// need be), refusing more than limit bytes. The capacity needed is taken
+// from Content-Length when the client sent one (Pub/Sub does), so that a
+// body costs at most one allocation instead of io.ReadAll's growth from 512
+// bytes, and none with a buffer from bodyBuffers. The size is trusted only
+// up to maxPresize: beyond, memory grows with the bytes that actually
+// arrive.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64, buf []byte) ([]byte, error) {
 	size := 512
 	src := r.Body
 	if n := r.ContentLength; n >= 0 && n <= limit {
@@ -39,7 +51,7 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	} else {
 		src = http.MaxBytesReader(w, r.Body, limit)
 	}
-	body, err := readAll(src, size)
+	body, err := readAll(src, buf[:0], size)
 	if isMaxBytesError(err) || int64(len(body)) > limit {
 		return nil, fmt.Errorf("%w: over MAX_REQUEST_BYTES=%d", errBodyTooLarge, limit)
 	}
@@ -57,9 +69,12 @@ func isMaxBytesError(err error) bool {
 	return errors.As(err, &tooLarge)
 }
 
-// readAll is io.ReadAll starting with a buffer of size bytes.
-func readAll(r io.Reader, size int) ([]byte, error) {
-	b := make([]byte, 0, size)
+// readAll is io.ReadAll appending to b, which it first grows to a
+// capacity of at least size bytes.
+func readAll(r io.Reader, b []byte, size int) ([]byte, error) {
+	if cap(b) < size {
+		b = make([]byte, 0, size)
+	}
 	for {
 		n, err := r.Read(b[len(b):cap(b)])
 		b = b[:len(b)+n]

@@ -171,3 +171,30 @@ func TestRotate(t *testing.T) {
 		t.Errorf("rotate changed its argument: %s", got)
 	}
 }
+
+// TestBareHandlerWork checks the baselines' handler: it reads the whole
+// body and answers 204, and with work it takes at least that long.
+func TestBareHandlerWork(t *testing.T) {
+	for _, work := range []time.Duration{0, 20 * time.Millisecond} {
+		body := &countingReader{r: strings.NewReader(strings.Repeat("x", 5000))}
+		req := httptest.NewRequest("POST", "/", body)
+		rec := httptest.NewRecorder()
+		start := time.Now()
+		bareHandler(work)(rec, req)
+		if took := time.Since(start); took < work || rec.Code != http.StatusNoContent || body.n != 5000 {
+			t.Errorf("bareHandler(%v): %d after %v, %d body bytes read; want 204 after at least %v, 5000 bytes",
+				work, rec.Code, took, body.n, work)
+		}
+	}
+}
+
+type countingReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
+}

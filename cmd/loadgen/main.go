@@ -29,6 +29,10 @@
 // of metadata, and reports the time to the first enriched row and its
 // breakdown.
 //
+// With -framework-work D the bare framework's handler keeps its CPU busy
+// for D (reading the clock in a loop) after it reads the body: a baseline
+// whose handler has a known cost, to compare the function with.
+//
 // -url host:port drives a function that is already running instead (no
 // refresh phase; its CPU time is not reported); -write-metadata FILE
 // writes the metadata file of -devices devices, whose ids the requests
@@ -51,7 +55,7 @@ type options struct {
 	clients, rounds, devices          int
 	duration, warmup                  time.Duration
 	rate                              float64
-	refreshEvery, ttl                 time.Duration
+	refreshEvery, ttl, frameworkWork  time.Duration
 	cold, coldBytes                   int
 	bare, framework                   bool
 }
@@ -60,7 +64,11 @@ func main() {
 	log.SetFlags(0)
 	log.SetPrefix("loadgen: ")
 	if kind := os.Getenv(bareEnv); kind != "" {
-		log.Fatal(serveBare(kind, os.Getenv("PORT")))
+		work, err := time.ParseDuration(os.Getenv(bareWorkEnv))
+		if err != nil {
+			log.Fatalf("%s: %v", bareWorkEnv, err)
+		}
+		log.Fatal(serveBare(kind, os.Getenv("PORT"), work))
 	}
 	var o options
 	flag.StringVar(&o.url, "url", "", "host:port of a running function to drive, instead of starting one")
@@ -77,6 +85,7 @@ func main() {
 	flag.IntVar(&o.coldBytes, "cold-bytes", 1<<20, "metadata size for the cold starts")
 	flag.BoolVar(&o.bare, "bare", true, "measure the bare net/http baseline")
 	flag.BoolVar(&o.framework, "framework", true, "measure the bare handler behind the functions framework too")
+	flag.DurationVar(&o.frameworkWork, "framework-work", 0, "CPU time the bare framework's handler spends after reading the body, to find how much handler time the throughput target leaves")
 	flag.StringVar(&o.pkg, "pkg", "./cmd", "package of the function's local runner, built with go build")
 	flag.StringVar(&o.fnBin, "fn-bin", "", "pre-built local runner to use instead of building -pkg")
 	flag.StringVar(&o.fnStderr, "fn-stderr", "", "copy the function's stderr (its logs; GODEBUG=gctrace=1 output) to this file")

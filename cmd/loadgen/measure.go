@@ -33,7 +33,7 @@ func (b *bench) rounds() error {
 	}
 	targets := []target{
 		{"bare net/http", b.bare, addrOf(b.bare), &bares},
-		{"bare framework", b.framework, addrOf(b.framework), &frameworks},
+		{frameworkName(b.o.frameworkWork), b.framework, addrOf(b.framework), &frameworks},
 		{"function", b.fn, b.fnAddr, &fns},
 	}
 	for round := 1; round <= b.o.rounds; round++ {
@@ -55,13 +55,22 @@ func (b *bench) rounds() error {
 		printRatio(os.Stdout, "function/bare net/http", fns, bares, 70)
 	}
 	if b.framework != nil {
-		printRatio(os.Stdout, "function/bare framework", fns, frameworks, 0)
+		printRatio(os.Stdout, "function/"+frameworkName(b.o.frameworkWork), fns, frameworks, 0)
 	}
 	if b.bare != nil && b.framework != nil {
-		printRatio(os.Stdout, "bare framework/bare net/http", frameworks, bares, 0)
+		printRatio(os.Stdout, frameworkName(b.o.frameworkWork)+"/bare net/http", frameworks, bares, 0)
 	}
 	b.steady = fns[len(fns)-1]
 	return nil
+}
+
+// frameworkName names the bare framework's phases, with the work its
+// handler does.
+func frameworkName(work time.Duration) string {
+	if work > 0 {
+		return fmt.Sprintf("bare framework+%v", work)
+	}
+	return "bare framework"
 }
 
 // rotate returns a copy of s that starts at s[n % len(s)] and wraps around.

@@ -23,29 +23,46 @@ import (
 // function with. Its value is the baseline: bareNetHTTP or bareFramework.
 const bareEnv = "LOADGEN_BARE"
 
+// bareWorkEnv carries -framework-work to the bare framework's process.
+const bareWorkEnv = "LOADGEN_BARE_WORK"
+
 const (
 	bareNetHTTP   = "net/http"  // http.ListenAndServe, the floor
 	bareFramework = "framework" // the same handler behind the functions framework
 )
 
-// serveBare serves a baseline: a handler that only reads the body and
-// answers 204, served by net/http as the functions framework serves
-// (http.ListenAndServe), or registered with the framework like the
-// function.
-func serveBare(kind, port string) error {
-	bare := func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		w.WriteHeader(http.StatusNoContent)
-	}
+// serveBare serves a baseline: bareHandler(0), served by net/http as the
+// functions framework serves (http.ListenAndServe), or bareHandler(work)
+// registered with the framework like the function.
+func serveBare(kind, port string, work time.Duration) error {
 	switch kind {
 	case bareNetHTTP:
-		return http.ListenAndServe("127.0.0.1:"+port, http.HandlerFunc(bare))
+		return http.ListenAndServe("127.0.0.1:"+port, bareHandler(0))
 	case bareFramework:
-		functions.HTTP("Bare", bare)
+		functions.HTTP("Bare", bareHandler(work))
 		os.Setenv("FUNCTION_TARGET", "Bare")
 		return funcframework.StartHostPort("127.0.0.1", port)
 	}
 	return fmt.Errorf("%s=%q: want %s or %s", bareEnv, kind, bareNetHTTP, bareFramework)
+}
+
+// bareHandler returns the baselines' handler: it reads the body and
+// answers 204. With work > 0 it first keeps its CPU busy for work after
+// reading the body, where the function does its own work
+// (-framework-work).
+func bareHandler(work time.Duration) http.HandlerFunc {
+	if work <= 0 {
+		return func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body)
+			w.WriteHeader(http.StatusNoContent)
+		}
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		for start := time.Now(); time.Since(start) < work; {
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}
 }
 
 // buildFunction builds the local runner (package pkg, ./cmd) into dir.

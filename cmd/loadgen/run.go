@@ -102,12 +102,12 @@ func (b *bench) startBaselines() error {
 		return err
 	}
 	if b.o.bare {
-		if b.bare, err = startServer(self, nil, map[string]string{bareEnv: bareNetHTTP}, nil, nil); err != nil {
+		if b.bare, err = startServer(self, nil, map[string]string{bareEnv: bareNetHTTP, bareWorkEnv: "0s"}, nil, nil); err != nil {
 			return err
 		}
 	}
 	if b.o.framework {
-		if b.framework, err = startServer(self, nil, map[string]string{bareEnv: bareFramework}, nil, nil); err != nil {
+		if b.framework, err = startServer(self, nil, map[string]string{bareEnv: bareFramework, bareWorkEnv: b.o.frameworkWork.String()}, nil, nil); err != nil {
 			return err
 		}
 	}

@@ -118,7 +118,7 @@ func checkFunction(t *testing.T, s *Server, reqs []Request) string {
 		{[]string{"buildConfig", "entryPoint"}, "EnrichEvent"},
 		{[]string{"buildConfig", "serviceAccount"}, "projects/proj-1/serviceAccounts/" + buildEmail},
 		{[]string{"serviceConfig", "serviceAccountEmail"}, runtimeEmail},
-		{[]string{"serviceConfig", "environmentVariables"}, `{"BQ_TABLE":"proj-1.device_events.events","LOG_LEVEL":"debug","METADATA_URI":"gs://proj-1-device-metadata/devices.csv"}`},
+		{[]string{"serviceConfig", "environmentVariables"}, `{"BQ_TABLE":"proj-1.device_events.events","GOMEMLIMIT":"409MiB","LOG_LEVEL":"debug","METADATA_URI":"gs://proj-1-device-metadata/devices.csv"}`},
 		{[]string{"serviceConfig", "availableMemory"}, "512Mi"},
 		{[]string{"serviceConfig", "availableCpu"}, "1"},
 		{[]string{"serviceConfig", "maxInstanceRequestConcurrency"}, "80"},
@@ -193,7 +193,7 @@ func checkRunService(t *testing.T, s *Server, reqs []Request) string {
 		t.Fatalf("service has %d containers, want 1", len(containers))
 	}
 	c := containers[0].(map[string]any)
-	if got, want := field(c, "env"), `[{"name":"METADATA_URI","value":"gs://proj-1-device-metadata/devices.csv"},{"name":"BQ_TABLE","value":"proj-1.device_events.events"}]`; got != want {
+	if got, want := field(c, "env"), `[{"name":"METADATA_URI","value":"gs://proj-1-device-metadata/devices.csv"},{"name":"BQ_TABLE","value":"proj-1.device_events.events"},{"name":"GOMEMLIMIT","value":"409MiB"}]`; got != want {
 		t.Errorf("service env = %s, want %s", got, want)
 	}
 	if got, want := field(c, "resources", "limits"), `{"cpu":"1","memory":"512Mi"}`; got != want {

@@ -50,7 +50,7 @@ func TestDryRun(t *testing.T) {
 			"PARTITION BY message_id",
 			"bq --format=none add-iam-policy-binding --dataset --member=" + runtimeSA + " --role=roles/bigquery.dataEditor proj-1:device_events",
 			"gcloud functions deploy enrich-event --gen2 --runtime=go126 --entry-point=EnrichEvent --trigger-topic=device-events --retry --trigger-service-account=enrich-event-invoker@proj-1.iam.gserviceaccount.com",
-			"--service-account=enrich-event-runtime@proj-1.iam.gserviceaccount.com --set-env-vars=METADATA_URI=gs://proj-1-device-metadata/devices.csv,BQ_TABLE=proj-1.device_events.events,LOG_LEVEL=debug --memory=512Mi --cpu=1 --concurrency=80 --max-instances=10 --min-instances=0",
+			"--service-account=enrich-event-runtime@proj-1.iam.gserviceaccount.com --set-env-vars=METADATA_URI=gs://proj-1-device-metadata/devices.csv,BQ_TABLE=proj-1.device_events.events,GOMEMLIMIT=409MiB,LOG_LEVEL=debug --memory=512Mi --cpu=1 --concurrency=80 --max-instances=10 --min-instances=0",
 			"gcloud run services add-iam-policy-binding enrich-event --project=proj-1 --region=us-central1 --member=" + invokerSA + " --role=roles/run.invoker",
 			"gcloud pubsub subscriptions update TRIGGER_SUBSCRIPTION --project=proj-1 --dead-letter-topic=device-events-dead-letter --max-delivery-attempts=10",
 			"gcloud pubsub subscriptions add-iam-policy-binding TRIGGER_SUBSCRIPTION --project=proj-1 --member=" + agent + " --role=roles/pubsub.subscriber",
@@ -81,17 +81,25 @@ func TestDryRun(t *testing.T) {
 	}, {
 		name: "env value with a comma",
 		args: []string{"--project=proj-1", "--dry-run", "--env=DEVICE_ID_FIELD=a,b"},
-		want: []string{"'--set-env-vars=^|^METADATA_URI=gs://proj-1-device-metadata/devices.csv|BQ_TABLE=proj-1.device_events.events|DEVICE_ID_FIELD=a,b'"},
+		want: []string{"'--set-env-vars=^|^METADATA_URI=gs://proj-1-device-metadata/devices.csv|BQ_TABLE=proj-1.device_events.events|GOMEMLIMIT=409MiB|DEVICE_ID_FIELD=a,b'"},
 	}, {
 		name: "env replaces a default",
 		args: []string{"--project=proj-1", "--dry-run", "--env=METADATA_TTL=5m", "--env=METADATA_URI=gs://other/devices.json"},
-		want: []string{"--set-env-vars=BQ_TABLE=proj-1.device_events.events,METADATA_TTL=5m,METADATA_URI=gs://other/devices.json "},
+		want: []string{"--set-env-vars=BQ_TABLE=proj-1.device_events.events,GOMEMLIMIT=409MiB,METADATA_TTL=5m,METADATA_URI=gs://other/devices.json "},
+	}, {
+		name: "memory limit follows --memory",
+		args: []string{"--project=proj-1", "--dry-run", "--memory=1Gi"},
+		want: []string{"BQ_TABLE=proj-1.device_events.events,GOMEMLIMIT=819MiB --memory=1Gi "},
+	}, {
+		name: "memory limit given",
+		args: []string{"--project=proj-1", "--dry-run", "--memory=2G", "--env=GOMEMLIMIT=1800MiB"},
+		want: []string{"BQ_TABLE=proj-1.device_events.events,GOMEMLIMIT=1800MiB --memory=2G "},
 	}, {
 		name: "error table given",
 		args: []string{"--project=proj-1", "--dry-run", "--error-table=poison"},
 		want: []string{
 			"proj-1:device_events.poison",
-			"BQ_TABLE=proj-1.device_events.events,BQ_ERROR_TABLE=poison",
+			"BQ_TABLE=proj-1.device_events.events,GOMEMLIMIT=409MiB,BQ_ERROR_TABLE=poison",
 		},
 	}}
 	for _, tc := range tests {
@@ -154,6 +162,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--project=p", "--name=a-name-far-too-long-for-an-account"}, "service account id"},
 		{[]string{"--project=p", "--upload-metadata=/nonexistent/devices.csv"}, "no such file"},
 		{[]string{"--project=p", "--env=lower=x"}, "--env wants KEY=VALUE"},
+		{[]string{"--project=p", "--memory=lots"}, "--memory must be a size such as 512Mi"},
+		{[]string{"--project=p", "--memory=0"}, "--memory must be a size such as 512Mi"},
 		{[]string{"--project=p", "--frobnicate"}, "unknown flag: --frobnicate"},
 		{[]string{"--project=p", "stray"}, "unexpected argument: stray"},
 		{[]string{"--project"}, "--project needs a value"},

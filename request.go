@@ -1,8 +1,6 @@
 package enrichevent
 
 import (
-	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,14 +8,10 @@ import (
 	"sync"
 
 	"github.com/cloudevents/sdk-go/v2/binding"
-	"github.com/cloudevents/sdk-go/v2/binding/format"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 
 	"github.com/devicestream/enrichevent/enrich"
 )
-
-// messagePublished is the only CloudEvent type this function accepts.
-const messagePublished = "google.cloud.pubsub.topic.v1.messagePublished"
 
 // maxPresize bounds the buffer readBody allocates before any byte arrives.
 const maxPresize = 64 << 10
@@ -99,50 +93,15 @@ func decodeRequest(r *http.Request, body []byte) (enrich.PushEnvelope, error) {
 		return enrich.DecodePush(body)
 	}
 	msg := cehttp.NewMessage(r.Header, nil)
-	switch msg.ReadEncoding() {
-	case binding.EncodingBinary:
-		// The event's attributes are in the headers and its data is the
-		// body: the SDK need not read (and copy) the body.
-		return decodeCloudEvent(msg, body)
-	case binding.EncodingStructured:
-		msg.BodyReader = io.NopCloser(bytes.NewReader(body))
-		return decodeCloudEvent(msg, nil)
+	switch enc := msg.ReadEncoding(); enc {
+	case binding.EncodingBinary, binding.EncodingStructured:
+		ev, data, err := readCloudEvent(msg, enc, body)
+		if err != nil {
+			return enrich.PushEnvelope{}, enrich.Permanent(enrich.ReasonInvalidEnvelope, "cloudevent: %v", err)
+		}
+		return decodeCloudEvent(ev, data)
 	case binding.EncodingBatch:
 		return enrich.PushEnvelope{}, enrich.Permanent(enrich.ReasonInvalidEnvelope, "batched CloudEvents are not supported")
 	}
 	return enrich.DecodePush(body)
-}
-
-// isCloudEvent reports whether a request with header h may carry a
-// CloudEvent, by the two signs sdk-go's HTTP binding looks for
-// (cehttp.NewMessage): a CloudEvents media type, or a ce-specversion header.
-// Raw Pub/Sub pushes have neither, and skip the binding.
-func isCloudEvent(h http.Header) bool {
-	return len(h["Ce-Specversion"]) > 0 || format.Lookup(h.Get("Content-Type")) != nil
-}
-
-// decodeCloudEvent parses the CloudEvent in msg with sdk-go's HTTP binding,
-// in the request's own goroutine (see PLATFORM.md for why not
-// functions.CloudEvent). For a binary CloudEvent msg has no body and data
-// is the event's data; for a structured one the data is in msg's body.
-func decodeCloudEvent(msg *cehttp.Message, data []byte) (enrich.PushEnvelope, error) {
-	ev, err := binding.ToEvent(context.Background(), msg)
-	if err != nil {
-		return enrich.PushEnvelope{}, enrich.Permanent(enrich.ReasonInvalidEnvelope, "cloudevent: %v", err)
-	}
-	fallback := enrich.PushEnvelope{Message: enrich.Message{MessageID: ev.ID(), PublishTime: ev.Time()}}
-	if ev.Type() != messagePublished {
-		return fallback, enrich.Permanent(enrich.ReasonWrongEventType, "cloudevent type %q, want %q", ev.Type(), messagePublished)
-	}
-	if msg.ReadEncoding() == binding.EncodingStructured {
-		data = ev.Data()
-	}
-	env, err := enrich.DecodePush(data)
-	if env.Message.MessageID == "" {
-		env.Message.MessageID = ev.ID()
-	}
-	if env.Message.PublishTime.IsZero() {
-		env.Message.PublishTime = ev.Time()
-	}
-	return env, err
 }

@@ -34,6 +34,25 @@ func processCPU(pid int) time.Duration {
 	return time.Duration(utime+stime) * clockTick
 }
 
+// peakRSS returns the peak resident set size of process pid so far
+// (/proc/PID/status VmHWM), or 0 if it cannot be read.
+func peakRSS(pid int) int64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(b)) {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			f := strings.Fields(rest) // "123456 kB"
+			if len(f) == 2 && f[1] == "kB" {
+				kb, _ := strconv.ParseInt(f[0], 10, 64)
+				return kb << 10
+			}
+		}
+	}
+	return 0
+}
+
 // selfCPU returns loadgen's own CPU time so far.
 func selfCPU() time.Duration {
 	var ru syscall.Rusage

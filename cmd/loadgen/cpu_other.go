@@ -7,9 +7,11 @@ import (
 	"time"
 )
 
-// CPU times and the load average are read from /proc: Linux only.
+// CPU times, peak memory and the load average are read from /proc: Linux
+// only.
 
 func processCPU(int) time.Duration { return 0 }
+func peakRSS(int) int64            { return 0 }
 func selfCPU() time.Duration       { return 0 }
 func setDeathSignal(*exec.Cmd)     {}
 func loadAverage() string          { return "?" }

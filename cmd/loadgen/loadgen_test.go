@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -197,4 +199,20 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += n
 	return n, err
+}
+
+// TestPeakRSS reads loadgen's own peak resident memory, which is at least
+// what it holds now.
+func TestPeakRSS(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("read from /proc")
+	}
+	held := make([]byte, 64<<20)
+	for i := range held {
+		held[i] = 1 // resident
+	}
+	if got := peakRSS(os.Getpid()); got < int64(len(held)) {
+		t.Errorf("peakRSS = %d bytes, want at least the %d resident now", got, len(held))
+	}
+	runtime.KeepAlive(held)
 }

@@ -98,6 +98,11 @@ func (b *bench) refresh() error {
 	r := runPhase(p, b.fn)
 	rw.stop()
 	printRefresh(os.Stdout, b.steady, r, b.fn.loadLines()[before:], rw.count.Load())
+	if rss := b.fn.peakRSS(); rss > 0 {
+		// What an instance's memory limit must hold: two tables during a
+		// swap, and the heap's growth between collections (GOMEMLIMIT).
+		fmt.Printf("  function's peak resident memory (VmHWM): %d MiB\n", rss>>20)
+	}
 	if n := rw.errs.Load(); n > 0 {
 		fmt.Printf("  %d rewrites of the metadata file failed\n", n)
 	}

@@ -215,6 +215,12 @@ func (s *server) cpu() time.Duration {
 	return processCPU(s.cmd.Process.Pid)
 }
 
+// peakRSS returns the server's peak resident memory so far, in bytes (0:
+// unknown).
+func (s *server) peakRSS() int64 {
+	return peakRSS(s.cmd.Process.Pid)
+}
+
 func freePort() (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -82,7 +82,7 @@ func readBinaryEvent(msg binding.MessageReader) (*event.Event, error) {
 // url.Parse, the largest cost of reading a binary CloudEvent. Eventarc
 // sends every event of a topic with the same source. Every value is
 // checked and converted as ToEvent does it; FuzzEventBuilder holds the two
-// to the same events and errors.
+// to the same events, and to failing on the same headers.
 type eventBuilder event.Event
 
 var _ binding.BinaryWriter = (*eventBuilder)(nil)

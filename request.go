@@ -63,8 +63,8 @@ func isMaxBytesError(err error) bool {
 	return errors.As(err, &tooLarge)
 }
 
-// readAll is io.ReadAll appending to b, which it first grows to a
-// capacity of at least size bytes.
+// readAll is io.ReadAll into b, an empty slice whose capacity it uses,
+// grown first to at least size bytes.
 func readAll(r io.Reader, b []byte, size int) ([]byte, error) {
 	if cap(b) < size {
 		b = make([]byte, 0, size)

@@ -47,8 +47,8 @@ func serveBare(kind, port string, work time.Duration) error {
 }
 
 // bareHandler returns the baselines' handler: it reads the body and
-// answers 204. With work > 0 it first keeps its CPU busy for work after
-// reading the body, where the function does its own work
+// answers 204. With work > 0 it keeps its CPU busy for work between
+// reading the body and answering, where the function does its own work
 // (-framework-work).
 func bareHandler(work time.Duration) http.HandlerFunc {
 	if work <= 0 {

@@ -98,3 +98,25 @@ func TestParseEventAllocs(t *testing.T) {
 		t.Errorf("ParseEvent allocates %v times per call, want at most 1", allocs)
 	}
 }
+
+// TestKeyIs covers keyIs's shortcut: a raw key no longer than the name
+// is compared as it is, a longer one only if it has an escape.
+func TestKeyIs(t *testing.T) {
+	tests := []struct {
+		key  string
+		want bool
+	}{
+		{`"device_id"`, true},
+		{`"device\u005fid"`, true},  // longer, escaped: decoded
+		{`"device\u005fix"`, false}, // longer, escaped, another name
+		{`"device_idx"`, false},     // longer, no escape
+		{`"devic\tid"`, false},      // as long as the name, escaped
+		{`"device"`, false},         // shorter
+		{`"Device_id"`, false},      // case matters
+	}
+	for _, tt := range tests {
+		if got := keyIs([]byte(tt.key), "device_id"); got != tt.want {
+			t.Errorf("keyIs(%s, device_id) = %v, want %v", tt.key, got, tt.want)
+		}
+	}
+}

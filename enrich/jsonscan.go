@@ -101,10 +101,13 @@ func (m *members) next() bool {
 	return true
 }
 
-// keyIs reports whether the raw JSON string key decodes to name.
+// keyIs reports whether the raw JSON string key decodes to name. Every
+// escape is longer than the bytes it stands for, so a key no longer than
+// name decodes to name only if it is name: most keys are told apart
+// without looking for an escape.
 func keyIs(key []byte, name string) bool {
 	inner := key[1 : len(key)-1]
-	if bytes.IndexByte(inner, '\\') < 0 {
+	if len(inner) <= len(name) || bytes.IndexByte(inner, '\\') < 0 {
 		return string(inner) == name
 	}
 	s, ok := unquote(key)

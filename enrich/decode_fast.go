@@ -73,7 +73,7 @@ func decodePushFast(body []byte) (PushEnvelope, bool) {
 
 	// All the strings, attributes included, share one allocation.
 	attrs := msg[fieldAttributes]
-	nAttrs, size, ok := attributesSize(attrs)
+	nAttrs, size, canonical, ok := attributesSize(attrs)
 	if !ok {
 		return PushEnvelope{}, false
 	}
@@ -86,6 +86,9 @@ func decodePushFast(body []byte) (PushEnvelope, bool) {
 		env.Message.Attributes = make(map[string]string, nAttrs)
 		for m := newMembers(attrs); m.next(); {
 			env.Message.Attributes[a.str(m.key)] = a.str(m.value)
+		}
+		if canonical {
+			env.Message.attributesJSON = bytes.Clone(attrs)
 		}
 	}
 	return env, true
@@ -139,22 +142,38 @@ func paddedLen(s []byte) int {
 
 // attributesSize returns the number of members of attrs, a raw JSON
 // object or nil, and the arena bytes of their keys and values. ok is
-// false if a value is not a string.
-func attributesSize(attrs []byte) (n, size int, ok bool) {
+// false if a value is not a string. canonical reports whether attrs is
+// already what attributesJSON makes of the map it decodes to: no escape
+// (everything else in a valid JSON string is written as it is), keys in
+// increasing order (so no key twice), and no whitespace, which shows as
+// bytes beyond the members and their punctuation.
+func attributesSize(attrs []byte) (n, size int, canonical, ok bool) {
 	if attrs == nil {
-		return 0, 0, true
+		return 0, 0, false, true
 	}
 	if attrs[0] != '{' {
-		return 0, 0, false
+		return 0, 0, false, false
 	}
+	canonical = true
+	length := len("{}")
+	var prev []byte // the previous key, without its quotes
 	for m := newMembers(attrs); m.next(); {
 		if m.value[0] != '"' {
-			return 0, 0, false
+			return 0, 0, false, false
 		}
+		kSize, vSize := rawSize(m.key), rawSize(m.value)
+		key := m.key[1 : len(m.key)-1]
+		canonical = canonical && kSize == len(key) && vSize == len(m.value)-2 &&
+			(n == 0 || bytes.Compare(prev, key) < 0)
+		if n > 0 {
+			length++ // the comma
+		}
+		length += len(m.key) + len(":") + len(m.value)
+		prev = key
 		n++
-		size += rawSize(m.key) + rawSize(m.value)
+		size += kSize + vSize
 	}
-	return n, size, true
+	return n, size, canonical && length == len(attrs), true
 }
 
 // stringArena makes the envelope's strings as substrings of one

@@ -58,10 +58,13 @@ func BuildRow(env *PushEnvelope, ev Event, dev *Device, meta MetaInfo, now time.
 		EventTime:        ev.EventTime.UTC(),
 		DeviceID:         ev.DeviceID,
 		Payload:          ev.Payload,
-		Attributes:       attributesJSON(env.Message.Attributes),
+		Attributes:       env.Message.attributesJSON,
 		MetadataVersion:  meta.Version,
 		MetadataLoadedAt: meta.LoadedAt.UTC(),
 		IngestTime:       now.UTC(),
+	}
+	if row.Attributes == nil {
+		row.Attributes = attributesJSON(env.Message.Attributes)
 	}
 	if ev.EventTime.IsZero() {
 		row.EventTime = row.PublishTime

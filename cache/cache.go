@@ -46,7 +46,7 @@ const (
 	defaultMissInterval = time.Minute
 	defaultLoadTimeout  = 2 * time.Minute
 	defaultBackoff      = 30 * time.Second
-	defaultRefreshShare = 0.2
+	defaultRefreshShare = 0.1
 )
 
 // coldRetryInterval is how long a failed first load is reported to later
@@ -99,8 +99,10 @@ type Config[T any] struct {
 	// RefreshShare is the largest share of its wall time a background
 	// refresh spends parsing: between reads it sleeps so that requests keep
 	// the CPU (see pace.go). 1 or more disables pacing; the first load is
-	// never paced. Default 0.2: a refresh takes about 5 times as long as
-	// its parse, and takes a fifth of one CPU while it runs.
+	// never paced. Default 0.1: a refresh takes about 10 times as long as
+	// its parse (4.4 s for a million devices), and takes a tenth of one CPU
+	// while it runs; at 0.2 the requests overlapping a refresh saw a
+	// longer tail (BENCHMARKS.md, "p99 during metadata refreshes").
 	RefreshShare float64
 
 	Now    func() time.Time // nil means time.Now

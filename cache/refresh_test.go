@@ -296,7 +296,7 @@ func TestBackgroundRefreshIsPaced(t *testing.T) {
 		share float64
 		ratio time.Duration // sleep per unit of work
 	}{
-		{"default share", 0, 4},
+		{"default share", 0, 9},
 		{"pacing off", 1, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -56,8 +56,12 @@ func runWithFramework(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	bq.AddTable(testProject, testDataset, testTable, rows.BigQuery)
-	bq.AddTable(testProject, testDataset, testTable+"_error_records", errs.BigQuery)
+	for table, schema := range map[string]*sink.TableSchema{testTable: rows, testTable + "_error_records": errs} {
+		if err := bq.AddTableJSON(testProject, testDataset, table, schema.JSON); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
 
 	port, err := freePort()
 	if err != nil {

@@ -12,9 +12,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"cloud.google.com/go/bigquery"
 	"cloud.google.com/go/bigquery/storage/managedwriter"
 	"github.com/devicestream/enrichevent/enrich"
+	"google.golang.org/api/bigquery/v2"
 	"google.golang.org/api/option"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -78,7 +78,7 @@ type BigQuery struct {
 }
 
 type clients struct {
-	bq *bigquery.Client
+	bq *bigquery.Service // REST: tables.get
 	mw *managedwriter.Client
 }
 
@@ -283,7 +283,7 @@ func (w *BigQuery) Close() error {
 	w.clientMu.Unlock()
 	var errs []error
 	if c != nil {
-		errs = append(errs, c.mw.Close(), c.bq.Close())
+		errs = append(errs, c.mw.Close()) // the REST service has nothing to close
 	}
 	w.cancel()
 	return errors.Join(errs...)
@@ -311,13 +311,13 @@ func (w *BigQuery) getClients() (*clients, error) {
 		grpcOpts = append(grpcOpts, option.WithEndpoint(e), option.WithoutAuthentication(),
 			option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())))
 	}
-	bq, err := bigquery.NewClient(w.ctx, w.cfg.Project, append(restOpts, w.cfg.ClientOptions...)...)
+	restOpts = append([]option.ClientOption{option.WithScopes(bigquery.BigqueryScope)}, restOpts...)
+	bq, err := bigquery.NewService(w.ctx, append(restOpts, w.cfg.ClientOptions...)...)
 	if err != nil {
 		return nil, fmt.Errorf("bigquery client: %w", err)
 	}
 	mw, err := managedwriter.NewClient(w.ctx, w.cfg.Project, append(grpcOpts, w.cfg.ClientOptions...)...)
 	if err != nil {
-		bq.Close()
 		return nil, fmt.Errorf("bigquery storage write client: %w", err)
 	}
 	w.clients = &clients{bq: bq, mw: mw}

@@ -61,8 +61,8 @@ func TestBigQueryRowColumns(t *testing.T) {
 		"ingest_time":      full.IngestTime,
 	}}
 	schema, _ := RowsSchema()
-	if len(want[0]) != len(schema.BigQuery) {
-		t.Fatalf("test covers %d columns, the schema has %d", len(want[0]), len(schema.BigQuery))
+	if len(want[0]) != len(schema.Columns) {
+		t.Fatalf("test covers %d columns, the schema has %d", len(want[0]), len(schema.Columns))
 	}
 	for i := range want {
 		for col, w := range want[i] {
@@ -260,16 +260,42 @@ func TestBigQueryTableCreatedLater(t *testing.T) {
 		t.Fatalf("WriteRows to a missing table = %v, want ErrTableNotFound", err)
 	}
 	rows, _ := RowsSchema()
-	e.fake.AddTable(testProject, testDataset, testTable, rows.BigQuery)
+	if err := e.fake.AddTableJSON(testProject, testDataset, testTable, rows.JSON); err != nil {
+		t.Fatal(err)
+	}
 	if err := e.w.WriteRows(context.Background(), []enrich.Row{sampleRow(1)}); err != nil {
 		t.Errorf("WriteRows once the table exists = %v", err)
+	}
+}
+
+// TestBigQueryTableLookupRetried: tables.get answered 503 is tried again
+// twice; a third 503 fails the write (Pub/Sub redelivers), and the next
+// write looks the table up again.
+func TestBigQueryTableLookupRetried(t *testing.T) {
+	e := newEnv(t, BigQueryConfig{})
+	e.fake.FailNextTableGets(2)
+	if err := e.w.WriteRows(context.Background(), []enrich.Row{sampleRow(1)}); err != nil {
+		t.Fatalf("WriteRows after two 503s from tables.get = %v, want nil", err)
+	}
+
+	e = newEnv(t, BigQueryConfig{})
+	e.fake.FailNextTableGets(3)
+	err := e.w.WriteRows(context.Background(), []enrich.Row{sampleRow(2)})
+	if err == nil || errors.Is(err, ErrTableNotFound) || !strings.Contains(err.Error(), "503") {
+		t.Fatalf("WriteRows after three 503s from tables.get = %v, want the 503", err)
+	}
+	if err := e.w.WriteRows(context.Background(), []enrich.Row{sampleRow(2)}); err != nil {
+		t.Fatalf("WriteRows once tables.get answers = %v, want nil", err)
+	}
+	if n := len(e.fake.Rows(testProject, testDataset, testTable)); n != 1 {
+		t.Errorf("rows stored = %d, want 1", n)
 	}
 }
 
 func TestBigQueryStaleTableSchema(t *testing.T) {
 	e := newEnv(t, BigQueryConfig{})
 	rows, _ := RowsSchema()
-	stale := slices.DeleteFunc(slices.Clone(rows.BigQuery), func(f *bigquery.FieldSchema) bool { return f.Name == "tenant_name" })
+	stale := slices.DeleteFunc(officialSchema(t, rows), func(f *bigquery.FieldSchema) bool { return f.Name == "tenant_name" })
 	e.fake.AddTable(testProject, testDataset, testTable, stale)
 	err := e.w.WriteRows(context.Background(), []enrich.Row{sampleRow(1)})
 	if err == nil || !strings.Contains(err.Error(), `"tenant_name"`) {

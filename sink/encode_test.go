@@ -143,7 +143,7 @@ func TestEncoderRejectsMismatchedSchema(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := tt.change(append(bigquery.Schema(nil), rows.BigQuery...))
+			s := tt.change(officialSchema(t, rows))
 			ts, err := adapt.BQSchemaToStorageTableSchema(s)
 			if err != nil {
 				t.Fatal(err)

@@ -40,8 +40,11 @@ func newEnv(tb testing.TB, cfg BigQueryConfig) *env {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	fake.AddTable(testProject, testDataset, testTable, rows.BigQuery)
-	fake.AddTable(testProject, testDataset, testErrorTable, errs.BigQuery)
+	for table, schema := range map[string]*TableSchema{testTable: rows, testErrorTable: errs} {
+		if err := fake.AddTableJSON(testProject, testDataset, table, schema.JSON); err != nil {
+			tb.Fatal(err)
+		}
+	}
 	return &env{fake: fake, w: newSink(tb, fake, cfg)}
 }
 

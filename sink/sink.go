@@ -8,12 +8,14 @@
 //
 // The table schemas are the JSON files in sink/schema, embedded and parsed
 // by RowsSchema and ErrorRecordsSchema; the writer sends the proto2
-// descriptor derived from them (managedwriter/adapt) and encodes rows with
-// protowire against its field numbers.
+// descriptor derived from them (what managedwriter/adapt derives, without
+// importing it: see descriptorFor) and encodes rows with protowire against
+// its field numbers.
 //
 // One BigQuery value per process holds a managedwriter client and, per
 // table, one default stream, opened by the first write after a tables.get
-// check and reused; write retries are enabled, and a stream whose append
+// check (with the REST client of google.golang.org/api/bigquery/v2, 503s
+// and 429s tried again twice) and reused; write retries are enabled, and a stream whose append
 // fails before reaching BigQuery is replaced on the next write.
 //
 // Rows from concurrent calls are coalesced: a row goes out at once when no

@@ -8,10 +8,11 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
-	"cloud.google.com/go/bigquery"
 	"cloud.google.com/go/bigquery/storage/apiv1/storagepb"
 	"cloud.google.com/go/bigquery/storage/managedwriter"
+	"google.golang.org/api/bigquery/v2"
 	"google.golang.org/api/googleapi"
 )
 
@@ -255,9 +256,20 @@ func (t *tableWriter[T]) open(ctx context.Context) (*streamRef, error) {
 
 // checkTable looks the table up (tables.get) and checks that it has every
 // column of the schema file, so that a missing table or a stale schema is
-// reported by name rather than as a failed append.
-func (t *tableWriter[T]) checkTable(ctx context.Context, bq *bigquery.Client) error {
-	md, err := bq.DatasetInProject(t.w.cfg.Project, t.w.cfg.Dataset).Table(t.table).Metadata(ctx)
+// reported by name rather than as a failed append. A failure BigQuery may
+// not repeat (a 5xx or 429 answer, or no answer) is tried again after
+// tableRetry, then twice that, while ctx lasts.
+func (t *tableWriter[T]) checkTable(ctx context.Context, bq *bigquery.Service) error {
+	call := bq.Tables.Get(t.w.cfg.Project, t.w.cfg.Dataset, t.table).Fields("schema")
+	md, err := call.Context(ctx).Do()
+	for wait := tableRetry; err != nil && wait <= 2*tableRetry && retryable(err); wait *= 2 {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("look up bigquery table %s: %w (then %w)", t.name, err, context.Cause(ctx))
+		case <-time.After(wait):
+		}
+		md, err = call.Context(ctx).Do()
+	}
 	var gerr *googleapi.Error
 	switch {
 	case errors.As(err, &gerr) && gerr.Code == http.StatusNotFound:
@@ -265,16 +277,31 @@ func (t *tableWriter[T]) checkTable(ctx context.Context, bq *bigquery.Client) er
 	case err != nil:
 		return fmt.Errorf("look up bigquery table %s: %w", t.name, err)
 	}
-	have := make(map[string]bool, len(md.Schema))
-	for _, f := range md.Schema {
-		have[strings.ToLower(f.Name)] = true
+	have := make(map[string]bool)
+	if md.Schema != nil {
+		for _, f := range md.Schema.Fields {
+			have[strings.ToLower(f.Name)] = true
+		}
 	}
-	for _, f := range t.schema.BigQuery {
-		if !have[strings.ToLower(f.Name)] {
-			return fmt.Errorf("bigquery table %s has no column %q: update it from sink/schema/%s", t.name, f.Name, t.schemaFile)
+	for _, c := range t.schema.Columns {
+		if !have[strings.ToLower(c.Name)] {
+			return fmt.Errorf("bigquery table %s has no column %q: update it from sink/schema/%s", t.name, c.Name, t.schemaFile)
 		}
 	}
 	return nil
+}
+
+// tableRetry is checkTable's first wait before trying tables.get again.
+const tableRetry = 200 * time.Millisecond
+
+// retryable reports whether a tables.get error may not happen again: an
+// answer of 429 or 5xx, or none at all.
+func retryable(err error) bool {
+	var gerr *googleapi.Error
+	if errors.As(err, &gerr) {
+		return gerr.Code == http.StatusTooManyRequests || gerr.Code >= 500
+	}
+	return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
 }
 
 // retire drops a stream whose append failed before reaching BigQuery, so

@@ -64,8 +64,12 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	srv.AddTable(*project, *dataset, *table, rows.BigQuery)
-	srv.AddTable(*project, *dataset, *errorTable, errs.BigQuery)
+	if err := srv.AddTableJSON(*project, *dataset, *table, rows.JSON); err != nil {
+		log.Fatal(err)
+	}
+	if err := srv.AddTableJSON(*project, *dataset, *errorTable, errs.JSON); err != nil {
+		log.Fatal(err)
+	}
 
 	fmt.Printf("fake BigQuery serving %s.%s.{%s,%s}; in the function's shell:\n\n", *project, *dataset, *table, *errorTable)
 	fmt.Printf("export BQ_TABLE=%s.%s.%s\n", *project, *dataset, *table)

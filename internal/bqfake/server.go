@@ -18,7 +18,8 @@
 // stores no row and is answered with INVALID_ARGUMENT and row_errors, which
 // carry each bad row's index. Good rows are stored as maps for assertions.
 //
-// Faults: FailNextAppends (the stream ends with UNAVAILABLE), SetLatency
+// Faults: FailNextAppends (the stream ends with UNAVAILABLE),
+// FailNextTableGets (tables.get answers 503), SetLatency
 // (responses delayed, pipelined), Hold (appends wait until released),
 // RejectTable (appends answered with an error code), RemoveTable.
 //
@@ -69,6 +70,7 @@ type Server struct {
 	mu       sync.Mutex
 	tables   map[string]*table // by tableKey
 	failNext int
+	failGets int // tables.get requests still to answer 503
 	latency  time.Duration
 	hold     chan struct{} // non-nil while appends are held
 }
@@ -145,6 +147,17 @@ func (s *Server) AddTable(project, dataset, tableID string, schema bigquery.Sche
 	}
 }
 
+// AddTableJSON is AddTable with the schema as a BigQuery JSON schema file
+// (bq mk --schema) holds it.
+func (s *Server) AddTableJSON(project, dataset, tableID string, schemaJSON []byte) error {
+	schema, err := bigquery.SchemaFromJSON(schemaJSON)
+	if err != nil {
+		return fmt.Errorf("bqfake: table %s: %w", tableID, err)
+	}
+	s.AddTable(project, dataset, tableID, schema)
+	return nil
+}
+
 // RemoveTable deletes a table: tables.get answers 404, appends NOT_FOUND.
 func (s *Server) RemoveTable(project, dataset, tableID string) {
 	s.mu.Lock()
@@ -196,6 +209,15 @@ func (s *Server) FailNextAppends(n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.failNext = n
+}
+
+// FailNextTableGets makes the next n tables.get requests answer 503
+// backendError, as when BigQuery is briefly unavailable; 0 cancels what is
+// left.
+func (s *Server) FailNextTableGets(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failGets = n
 }
 
 // SetLatency delays each append's response by d. Requests on a connection

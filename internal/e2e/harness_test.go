@@ -124,8 +124,11 @@ func (h *harness) newScenario(t *testing.T, name string) *scenario {
 		sent:    newLedger(),
 		expect:  make(map[int64]metadata),
 	}
-	h.bq.AddTable(h.project, s.dataset, rowsTable, h.rows.BigQuery)
-	h.bq.AddTable(h.project, s.dataset, errorsTable, h.errs.BigQuery)
+	for table, schema := range map[string]*sink.TableSchema{rowsTable: h.rows, errorsTable: h.errs} {
+		if err := h.bq.AddTableJSON(h.project, s.dataset, table, schema.JSON); err != nil {
+			t.Fatal(err)
+		}
+	}
 	t.Cleanup(s.finish)
 	return s
 }

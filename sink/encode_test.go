@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"cloud.google.com/go/bigquery"
-	"cloud.google.com/go/bigquery/storage/managedwriter/adapt"
 	"github.com/devicestream/enrichevent/enrich"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -143,16 +142,7 @@ func TestEncoderRejectsMismatchedSchema(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := tt.change(officialSchema(t, rows))
-			ts, err := adapt.BQSchemaToStorageTableSchema(s)
-			if err != nil {
-				t.Fatal(err)
-			}
-			d, err := adapt.StorageSchemaToProto2Descriptor(ts, "root")
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, err = newRowEncoder(d.(protoreflect.MessageDescriptor))
+			_, err := newRowEncoder(adaptMessage(t, tt.change(officialSchema(t, rows))))
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("newRowEncoder(%s) = %v, want an error containing %q", tt.name, err, tt.want)
 			}

@@ -102,14 +102,11 @@ func TestErrorRecordsSchema(t *testing.T) {
 	}
 }
 
-// adaptDescriptor is the writer schema the managedwriter documentation's
-// recipe builds from a schema file, with the client's own packages.
-func adaptDescriptor(t *testing.T, schemaJSON []byte) *descriptorpb.DescriptorProto {
+// adaptMessage is the message descriptor that the managedwriter
+// documentation's recipe builds from a schema, with the client's own
+// packages, before it is normalized.
+func adaptMessage(t *testing.T, schema bigquery.Schema) protoreflect.MessageDescriptor {
 	t.Helper()
-	schema, err := bigquery.SchemaFromJSON(schemaJSON)
-	if err != nil {
-		t.Fatal(err)
-	}
 	storage, err := adapt.BQSchemaToStorageTableSchema(schema)
 	if err != nil {
 		t.Fatal(err)
@@ -118,7 +115,18 @@ func adaptDescriptor(t *testing.T, schemaJSON []byte) *descriptorpb.DescriptorPr
 	if err != nil {
 		t.Fatal(err)
 	}
-	dp, err := adapt.NormalizeDescriptor(d.(protoreflect.MessageDescriptor))
+	return d.(protoreflect.MessageDescriptor)
+}
+
+// adaptDescriptor is the writer schema that recipe builds from a schema
+// file: adaptMessage, normalized.
+func adaptDescriptor(t *testing.T, schemaJSON []byte) *descriptorpb.DescriptorProto {
+	t.Helper()
+	schema, err := bigquery.SchemaFromJSON(schemaJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dp, err := adapt.NormalizeDescriptor(adaptMessage(t, schema))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -67,6 +67,35 @@ func setDeathSignal(cmd *exec.Cmd) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 }
 
+// machineCPU returns the machine's CPU time so far, all CPUs together, in
+// clock ticks: idle (iowait included), stolen by the hypervisor, and in
+// all; ok is false if /proc/stat cannot be read.
+func machineCPU() (t cpuTicks, ok bool) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return t, false
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	if len(f) < 9 || f[0] != "cpu" {
+		return t, false
+	}
+	for i, v := range f[1:9] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return t, false
+		}
+		t.total += n
+		switch i {
+		case 3, 4: // idle, iowait
+			t.idle += n
+		case 7:
+			t.steal = n
+		}
+	}
+	return t, true
+}
+
 // loadAverage returns /proc/loadavg's three load averages.
 func loadAverage() string {
 	b, err := os.ReadFile("/proc/loadavg")

@@ -15,3 +15,4 @@ func peakRSS(int) int64            { return 0 }
 func selfCPU() time.Duration       { return 0 }
 func setDeathSignal(*exec.Cmd)     {}
 func loadAverage() string          { return "?" }
+func machineCPU() (cpuTicks, bool) { return cpuTicks{}, false }

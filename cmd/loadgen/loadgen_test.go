@@ -216,3 +216,30 @@ func TestPeakRSS(t *testing.T) {
 	}
 	runtime.KeepAlive(held)
 }
+
+// TestMachineCPU reads the machine's CPU time twice around 100 ms of
+// wall time: it grows, and idle and stolen time are parts of it.
+func TestMachineCPU(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("read from /proc")
+	}
+	start, ok := machineCPU()
+	if !ok {
+		t.Fatal("machineCPU: /proc/stat not read")
+	}
+	time.Sleep(100 * time.Millisecond)
+	end, ok := machineCPU()
+	if !ok {
+		t.Fatal("machineCPU: /proc/stat not read")
+	}
+	d := end.sub(start)
+	if d.total <= 0 || d.idle < 0 || d.steal < 0 || d.idle+d.steal > d.total {
+		t.Errorf("over 100 ms: %+v, want total > 0 and idle, steal within it", d)
+	}
+	if got := d.share(d.total); got != "100.0%" {
+		t.Errorf("share of the total = %s, want 100.0%%", got)
+	}
+	if got := (cpuTicks{}).share(0); got != "-" {
+		t.Errorf("share of an unknown total = %s, want -", got)
+	}
+}

@@ -40,6 +40,8 @@
 //
 // The servers and loadgen share the machine's CPUs: on a small machine the
 // generator's CPU per request (reported) is CPU the server does not get.
+// Each phase also reports the share of the machine's CPU time that was
+// idle (no process had work ready) and stolen by the hypervisor.
 package main
 
 import (

@@ -125,12 +125,25 @@ func runPhase(p *phase, s *server) *result {
 		}
 		return s.cpu()
 	}
-	atRecord := make(chan [2]time.Duration, 1)
-	time.AfterFunc(p.warmup, func() { atRecord <- [2]time.Duration{serverCPU(), selfCPU()} })
+	type times struct {
+		server, self time.Duration
+		machine      cpuTicks
+		machineOK    bool
+	}
+	now := func() times {
+		m, ok := machineCPU()
+		return times{serverCPU(), selfCPU(), m, ok}
+	}
+	atRecord := make(chan times, 1)
+	time.AfterFunc(p.warmup, func() { atRecord <- now() })
 	tallies := p.run()
+	end := now()
 	r := summarise(p.name, p.duration, tallies)
-	cpu := <-atRecord
-	r.serverCPU, r.selfCPU = serverCPU()-cpu[0], selfCPU()-cpu[1]
+	start := <-atRecord
+	r.serverCPU, r.selfCPU = end.server-start.server, end.self-start.self
+	if start.machineOK && end.machineOK {
+		r.machine = end.machine.sub(start.machine)
+	}
 	if s == nil {
 		r.serverCPU = -1 // unknown
 	}

@@ -19,7 +19,24 @@ type result struct {
 	lastErr   error
 	serverCPU time.Duration // of the server process, during the recorded time; -1 if unknown
 	selfCPU   time.Duration // of loadgen, during the recorded time
+	machine   cpuTicks      // the machine's CPU time during the recorded time; zero if unknown
 	load      string        // load average at the end
+}
+
+// cpuTicks is CPU time of the whole machine, in clock ticks (see
+// machineCPU).
+type cpuTicks struct{ idle, steal, total int64 }
+
+func (t cpuTicks) sub(u cpuTicks) cpuTicks {
+	return cpuTicks{t.idle - u.idle, t.steal - u.steal, t.total - u.total}
+}
+
+// share returns n as a percentage of t's total time, or "-" if unknown.
+func (t cpuTicks) share(n int64) string {
+	if t.total <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f%%", 100*float64(n)/float64(t.total))
 }
 
 func summarise(name string, d time.Duration, tallies []tally) *result {
@@ -73,19 +90,20 @@ func (r *result) perRequest(cpu time.Duration) string {
 	return us(cpu / time.Duration(len(r.samples)))
 }
 
-const tableHeader = "%-22s %9s %9s %8s %8s %8s %8s %7s %9s %10s %10s  %s\n"
+const tableHeader = "%-22s %9s %9s %8s %8s %8s %8s %7s %9s %10s %10s %6s %6s  %s\n"
 
 func printHeader(w io.Writer) {
 	fmt.Fprintf(w, tableHeader, "phase", "requests", "req/s", "p50", "p90", "p99", "max",
-		"non-2xx", "transport", "server-cpu", "loadgen-cpu", "load avg")
-	fmt.Fprintf(w, tableHeader, "", "", "", "", "", "", "", "", "errors", "per req", "per req", "")
+		"non-2xx", "transport", "server-cpu", "loadgen-cpu", "idle", "steal", "load avg")
+	fmt.Fprintf(w, tableHeader, "", "", "", "", "", "", "", "", "errors", "per req", "per req", "of all", "of all", "")
 }
 
 func (r *result) print(w io.Writer) {
 	fmt.Fprintf(w, tableHeader, r.name, fmt.Sprint(len(r.samples)), fmt.Sprintf("%.0f", r.throughput()),
 		ms(percentile(r.samples, 0.50)), ms(percentile(r.samples, 0.90)), ms(percentile(r.samples, 0.99)),
 		ms(percentile(r.samples, 1)), fmt.Sprint(r.errors()-r.transport), fmt.Sprint(r.transport),
-		r.perRequest(r.serverCPU), r.perRequest(r.selfCPU), r.load)
+		r.perRequest(r.serverCPU), r.perRequest(r.selfCPU), r.machine.share(r.machine.idle),
+		r.machine.share(r.machine.steal), r.load)
 	if len(r.non2xx) > 0 {
 		var codes []string
 		for _, c := range slices.Sorted(maps.Keys(r.non2xx)) {

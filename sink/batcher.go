@@ -47,6 +47,11 @@ type batch[T any] struct {
 	bytes int
 	timer *time.Timer
 
+	// opened is when the batch got its first row: no caller of the batch
+	// has waited longer, so a deadline counted from it bounds every
+	// caller's wait, with one timer per batch rather than one per call.
+	opened time.Time
+
 	done   chan struct{}
 	err    error   // the whole batch failed
 	rowErr []error // else per row (nil slice: every row stored)
@@ -73,7 +78,7 @@ func (q *batcher[T]) add(data [][]byte, items []T) ([]span[T], error) {
 			q.sendLocked()
 		}
 		if q.open == nil {
-			q.open = &batch[T]{done: make(chan struct{})}
+			q.open = &batch[T]{done: make(chan struct{}), opened: time.Now()}
 		}
 		b := q.open
 		if len(spans) == 0 || spans[len(spans)-1].b != b {

@@ -38,7 +38,7 @@ type BigQueryConfig struct {
 	ErrorTable    string        // error-records table in the same dataset; default Table+"_error_records"
 	BatchMaxRows  int           // rows per append at most; default 500
 	BatchMaxDelay time.Duration // how long a batch collects rows under load; default 5ms
-	WriteTimeout  time.Duration // bound of every WriteRows/WriteErrors call and append; default 30s
+	WriteTimeout  time.Duration // bound of every batch's appends from when it opened, so of every WriteRows/WriteErrors call; default 30s
 
 	// ClientOptions are passed to both the BigQuery (REST) and the Storage
 	// Write API (gRPC) clients, after the endpoint options below.
@@ -138,16 +138,15 @@ func NewBigQuery(ctx context.Context, cfg BigQueryConfig) (*BigQuery, error) {
 }
 
 // WriteRows stores rows in the rows table. It returns when the appends
-// holding them are acknowledged: nil if every row is stored, or was rejected
-// by BigQuery and stored as an error record instead; an error otherwise, and
-// then some rows may be stored anyway (redelivery makes duplicates, which
-// the dedup view removes).
+// holding them are acknowledged or have failed (within WriteTimeout of the
+// call: see batch.opened), or when ctx is done: nil if every row is stored,
+// or was rejected by BigQuery and stored as an error record instead; an
+// error otherwise, and then some rows may be stored anyway (redelivery
+// makes duplicates, which the dedup view removes).
 func (w *BigQuery) WriteRows(ctx context.Context, rows []enrich.Row) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, w.cfg.WriteTimeout)
-	defer cancel()
 	data := make([][]byte, 0, len(rows))
 	items := make([]enrich.Row, 0, len(rows))
 	var oversize []enrich.ErrorRecord
@@ -178,8 +177,6 @@ func (w *BigQuery) WriteErrors(ctx context.Context, recs []enrich.ErrorRecord) e
 	if len(recs) == 0 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, w.cfg.WriteTimeout)
-	defer cancel()
 	data := make([][]byte, len(recs))
 	items := make([]enrich.ErrorRecord, len(recs))
 	for i, r := range recs {

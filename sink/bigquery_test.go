@@ -231,6 +231,32 @@ func TestBigQueryWriteTimeout(t *testing.T) {
 	}
 }
 
+// TestBigQueryWriteTimeoutOfJoiners: callers that join a batch while
+// another append hangs are bounded by WriteTimeout too, though they have no
+// timer of their own: their batch's appends are.
+func TestBigQueryWriteTimeoutOfJoiners(t *testing.T) {
+	const timeout = 200 * time.Millisecond
+	e := newEnv(t, BigQueryConfig{WriteTimeout: timeout})
+	e.fake.SetLatency(time.Hour)
+	errs := make(chan error, 3)
+	for i := range 3 {
+		go func() { errs <- e.w.WriteRows(context.Background(), []enrich.Row{sampleRow(i)}) }()
+		if i == 0 {
+			waitFor(t, "the first append to reach the fake", func() bool { return e.fake.Appends() == 1 })
+		}
+	}
+	for range 3 {
+		select {
+		case err := <-errs:
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("WriteRows against a hanging append = %v, want DeadlineExceeded", err)
+			}
+		case <-time.After(20 * timeout): // liveness, not speed: a caller without a bound never returns
+			t.Fatalf("a WriteRows call did not return within 20 times WriteTimeout")
+		}
+	}
+}
+
 func TestBigQueryCallerContext(t *testing.T) {
 	e := newEnv(t, BigQueryConfig{})
 	release := e.fake.Hold()

@@ -22,7 +22,9 @@
 // append is in flight; otherwise it joins the open batch, sent when it
 // reaches BatchMaxRows or 9 MB, after BatchMaxDelay, or as soon as nothing
 // is in flight, whichever is first. Each caller waits for the appends that
-// hold its rows, bounded by WriteTimeout and its context.
+// hold its rows, bounded by its context and by WriteTimeout, which a
+// batch's appends get from when the batch opened: one timer per batch, none
+// per call.
 //
 // BigQuery answers a request with bad rows with row errors and stores
 // nothing; those rows become error records (reason bigquery_row_error,

@@ -75,9 +75,10 @@ func newTableWriter[T any](w *BigQuery, table, schemaFile string, schema *TableS
 }
 
 // flush appends batch b, moves the rows BigQuery rejects to t.reject and
-// appends the others again, and records the outcome in b.
+// appends the others again, and records the outcome in b, all within
+// WriteTimeout of when b opened: that is what bounds its callers' waits.
 func (t *tableWriter[T]) flush(b *batch[T]) {
-	ctx, cancel := context.WithTimeout(t.w.ctx, t.w.cfg.WriteTimeout)
+	ctx, cancel := context.WithDeadline(t.w.ctx, b.opened.Add(t.w.cfg.WriteTimeout))
 	defer cancel()
 	idx := make([]int, len(b.data))
 	for i := range idx {

@@ -10,7 +10,7 @@
 //	export BIGQUERY_STORAGE_EMULATOR_HOST=127.0.0.1:9060
 //	go run ./cmd ...
 //
-// Each append is logged on stderr; -v logs every row too. Rows live in
+// Each append is logged on stderr (-q: none); -v logs every row too. Rows live in
 // memory until the command stops (Ctrl-C), when it prints how many each
 // table received.
 package main
@@ -38,14 +38,18 @@ func main() {
 	restPort := flag.Int("rest-port", 9050, "port of the REST API (tables.get); 0 picks one")
 	grpcPort := flag.Int("grpc-port", 9060, "port of the Storage Write API (gRPC); 0 picks one")
 	verbose := flag.Bool("v", false, "log every row received")
+	quiet := flag.Bool("q", false, "log no append, only warnings and errors (for load runs)")
 	flag.Parse()
 	if *errorTable == "" {
 		*errorTable = *table + "_error_records"
 	}
 
 	level := slog.LevelInfo
-	if *verbose {
+	switch {
+	case *verbose:
 		level = slog.LevelDebug
+	case *quiet:
+		level = slog.LevelWarn
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	rows, err := sink.RowsSchema()

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -242,4 +243,36 @@ func TestMachineCPU(t *testing.T) {
 	if got := (cpuTicks{}).share(0); got != "-" {
 		t.Errorf("share of an unknown total = %s, want -", got)
 	}
+}
+
+// TestFakeBigQuery starts cmd/bqfake as -bq does: it serves tables.get for
+// the rows and error-records tables on the port the function is told.
+func TestFakeBigQuery(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds cmd/bqfake")
+	}
+	bq, err := startFakeBigQuery("github.com/devicestream/enrichevent/cmd/bqfake", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bq.srv.stop()
+	if got, want := bq.env["BQ_TABLE"], "local-project.devicestream.events"; got != want {
+		t.Errorf("BQ_TABLE = %q, want %q", got, want)
+	}
+	for _, table := range []string{"events", "events_error_records"} {
+		url := "http://" + bq.env["BIGQUERY_EMULATOR_HOST"] + "/bigquery/v2/projects/local-project/datasets/devicestream/tables/" + table
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s: %s, want 200 OK", url, resp.Status)
+		}
+	}
+	c, err := net.Dial("tcp", bq.env["BIGQUERY_STORAGE_EMULATOR_HOST"])
+	if err != nil {
+		t.Fatalf("the Storage Write API port: %v", err)
+	}
+	c.Close()
 }

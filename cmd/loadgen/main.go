@@ -33,6 +33,11 @@
 // for D (reading the clock in a loop) after it reads the body: a baseline
 // whose handler has a known cost, to compare the function with.
 //
+// With -bq the function writes its rows to BigQuery instead: to the
+// repository's fake (./cmd/bqfake), built and started on loopback, which
+// shares the machine's CPUs with the others. The throughput target is the
+// stdout sink's; -bq measures what the BigQuery path adds.
+//
 // -url host:port drives a function that is already running instead (no
 // refresh phase; its CPU time is not reported); -write-metadata FILE
 // writes the metadata file of -devices devices, whose ids the requests
@@ -59,7 +64,8 @@ type options struct {
 	rate                              float64
 	refreshEvery, ttl, frameworkWork  time.Duration
 	cold, coldBytes                   int
-	bare, framework                   bool
+	bare, framework, bq               bool
+	bqPkg                             string
 }
 
 func main() {
@@ -91,6 +97,8 @@ func main() {
 	flag.StringVar(&o.pkg, "pkg", "./cmd", "package of the function's local runner, built with go build")
 	flag.StringVar(&o.fnBin, "fn-bin", "", "pre-built local runner to use instead of building -pkg")
 	flag.StringVar(&o.fnStderr, "fn-stderr", "", "copy the function's stderr (its logs; GODEBUG=gctrace=1 output) to this file")
+	flag.BoolVar(&o.bq, "bq", false, "the function writes its rows to BigQuery: to the fake (-bq-pkg), started on loopback, instead of stdout")
+	flag.StringVar(&o.bqPkg, "bq-pkg", "./cmd/bqfake", "package of the fake BigQuery for -bq, built with go build")
 	flag.StringVar(&o.writeMeta, "write-metadata", "", "write the metadata file of -devices devices to this path and exit")
 	flag.Parse()
 	if o.writeMeta != "" {

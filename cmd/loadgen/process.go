@@ -67,7 +67,11 @@ func bareHandler(work time.Duration) http.HandlerFunc {
 
 // buildFunction builds the local runner (package pkg, ./cmd) into dir.
 func buildFunction(pkg, dir string) (string, error) {
-	bin := filepath.Join(dir, "enrichevent")
+	return buildCommand(pkg, filepath.Join(dir, "enrichevent"))
+}
+
+// buildCommand builds package pkg, a command, into bin.
+func buildCommand(pkg, bin string) (string, error) {
 	cmd := exec.Command("go", "build", "-o", bin, pkg)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
@@ -109,6 +113,11 @@ func startServer(bin string, args []string, env map[string]string, stdout, log i
 	if err != nil {
 		return nil, err
 	}
+	return startServerOn(port, bin, args, env, stdout, log)
+}
+
+// startServerOn is startServer on a given port.
+func startServerOn(port, bin string, args []string, env map[string]string, stdout, log io.Writer) (*server, error) {
 	s := &server{addr: "127.0.0.1:" + port, log: log, exited: make(chan struct{})}
 	s.cmd = exec.Command(bin, args...)
 	s.cmd.Env = childEnv(env, "PORT="+port)

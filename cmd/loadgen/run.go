@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -17,7 +18,8 @@ type bench struct {
 	devices  []string // its device ids, which the requests use
 	bin      string   // the function's local runner
 
-	bare, framework, fn *server // nil when not started
+	bare, framework, fn *server       // nil when not started
+	bq                  *fakeBigQuery // -bq: where the function writes its rows; nil otherwise
 	fnAddr              string
 	phases              int     // phases made so far: distinct message ids
 	steady              *result // the last function phase of the rounds
@@ -73,6 +75,12 @@ func (b *bench) start() error {
 	if err := b.startBaselines(); err != nil {
 		return err
 	}
+	if b.o.bq && b.o.url == "" {
+		var err error
+		if b.bq, err = startFakeBigQuery(b.o.bqPkg, b.dir); err != nil {
+			return err
+		}
+	}
 	if b.o.url == "" {
 		if err := b.startFunction(); err != nil {
 			return err
@@ -88,7 +96,11 @@ func (b *bench) start() error {
 		}
 	}
 	if b.fn != nil {
-		fmt.Printf("function: %s (metadata %.1f MB, %d devices)\n\n", b.fnAddr, float64(len(data))/1e6, len(devices))
+		rows := "stdout, to /dev/null"
+		if b.bq != nil {
+			rows = "BigQuery, the fake at " + b.bq.srv.addr
+		}
+		fmt.Printf("function: %s (metadata %.1f MB, %d devices; rows to %s)\n\n", b.fnAddr, float64(len(data))/1e6, len(devices), rows)
 	} else {
 		fmt.Printf("function: %s (already running; events of devices vr-0000001 to vr-%07d)\n\n", b.fnAddr, len(devices))
 	}
@@ -133,7 +145,11 @@ func (b *bench) startFunction() error {
 		}
 		stderrCopy = f // closed when loadgen exits
 	}
-	if b.fn, err = startServer(b.bin, nil, functionEnv(b.metadata, ttl), devnull, stderrCopy); err != nil {
+	env := functionEnv(b.metadata, ttl)
+	if b.bq != nil {
+		maps.Copy(env, b.bq.env)
+	}
+	if b.fn, err = startServer(b.bin, nil, env, devnull, stderrCopy); err != nil {
 		return err
 	}
 	b.fnAddr = b.fn.addr
@@ -146,6 +162,9 @@ func (b *bench) stop() {
 		if s != nil {
 			s.stop()
 		}
+	}
+	if b.bq != nil {
+		b.bq.srv.stop()
 	}
 }
 

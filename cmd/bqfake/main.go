@@ -10,9 +10,9 @@
 //	export BIGQUERY_STORAGE_EMULATOR_HOST=127.0.0.1:9060
 //	go run ./cmd ...
 //
-// Each append is logged on stderr (-q: none); -v logs every row too. Rows live in
-// memory until the command stops (Ctrl-C), when it prints how many each
-// table received.
+// Each append is logged on stderr (-q: none); -v logs every row too. Rows
+// live in memory until the command stops (Ctrl-C), when it prints how many
+// each table received.
 package main
 
 import (

@@ -237,7 +237,8 @@ func TestBigQueryWriteTimeout(t *testing.T) {
 func TestBigQueryWriteTimeoutOfJoiners(t *testing.T) {
 	const timeout = 200 * time.Millisecond
 	e := newEnv(t, BigQueryConfig{WriteTimeout: timeout})
-	e.fake.SetLatency(time.Hour)
+	release := e.fake.Hold() // every append hangs until the test ends
+	defer release()
 	errs := make(chan error, 3)
 	for i := range 3 {
 		go func() { errs <- e.w.WriteRows(context.Background(), []enrich.Row{sampleRow(i)}) }()

@@ -15,8 +15,9 @@
 // One BigQuery value per process holds a managedwriter client and, per
 // table, one default stream, opened by the first write after a tables.get
 // check (with the REST client of google.golang.org/api/bigquery/v2, 503s
-// and 429s tried again twice) and reused; write retries are enabled, and a stream whose append
-// fails before reaching BigQuery is replaced on the next write.
+// and 429s tried again twice) and reused; write retries are enabled, and a
+// stream whose append fails before reaching BigQuery is replaced on the
+// next write.
 //
 // Rows from concurrent calls are coalesced: a row goes out at once when no
 // append is in flight; otherwise it joins the open batch, sent when it

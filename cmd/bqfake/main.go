@@ -10,7 +10,8 @@
 //	export BIGQUERY_STORAGE_EMULATOR_HOST=127.0.0.1:9060
 //	go run ./cmd ...
 //
-// Each append is logged on stderr (-q: none); -v logs every row too. Rows
+// Each append is logged on stderr (-q: none); -v logs every row too;
+// -latency D answers each append D late, as BigQuery across a network. Rows
 // live in memory until the command stops (Ctrl-C), when it prints how many
 // each table received.
 package main
@@ -39,6 +40,7 @@ func main() {
 	grpcPort := flag.Int("grpc-port", 9060, "port of the Storage Write API (gRPC); 0 picks one")
 	verbose := flag.Bool("v", false, "log every row received")
 	quiet := flag.Bool("q", false, "log no append, only warnings and errors (for load runs)")
+	latency := flag.Duration("latency", 0, "delay each append's answer by this, like a network round trip to BigQuery")
 	flag.Parse()
 	if *errorTable == "" {
 		*errorTable = *table + "_error_records"
@@ -68,6 +70,7 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	srv.SetLatency(*latency)
 	if err := srv.AddTableJSON(*project, *dataset, *table, rows.JSON); err != nil {
 		log.Fatal(err)
 	}

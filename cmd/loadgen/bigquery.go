@@ -20,9 +20,9 @@ type fakeBigQuery struct {
 }
 
 // startFakeBigQuery builds cmd/bqfake (package pkg) into dir and starts it
-// on two free loopback ports, quiet: it logs no append. It returns once the
-// fake serves tables.get.
-func startFakeBigQuery(pkg, dir string) (*fakeBigQuery, error) {
+// on two free loopback ports, quiet: it logs no append, and answers each
+// append latency late. It returns once the fake serves tables.get.
+func startFakeBigQuery(pkg, dir string, latency time.Duration) (*fakeBigQuery, error) {
 	bin, err := buildCommand(pkg, filepath.Join(dir, "bqfake"))
 	if err != nil {
 		return nil, err
@@ -36,7 +36,8 @@ func startFakeBigQuery(pkg, dir string) (*fakeBigQuery, error) {
 		return nil, err
 	}
 	srv, err := startServerOn(restPort, bin, []string{"-q", "-rest-port", restPort, "-grpc-port", grpcPort,
-		"-project", bqProject, "-dataset", bqDataset, "-table", bqTable}, nil, nil, nil)
+		"-project", bqProject, "-dataset", bqDataset, "-table", bqTable,
+		"-latency", latency.String()}, nil, nil, nil)
 	if err != nil {
 		return nil, err
 	}

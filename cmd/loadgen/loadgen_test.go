@@ -3,8 +3,10 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"encoding/json"
 	"io"
-	"net"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"github.com/devicestream/enrichevent/enrich"
+	"github.com/devicestream/enrichevent/sink"
 )
 
 // TestTemplates checks that every request loadgen sends is what Pub/Sub
@@ -246,12 +249,15 @@ func TestMachineCPU(t *testing.T) {
 }
 
 // TestFakeBigQuery starts cmd/bqfake as -bq does: it serves tables.get for
-// the rows and error-records tables on the port the function is told.
+// the rows and error-records tables on the port the function is told, and
+// takes a row through the Storage Write API port, answering -bq-latency
+// late.
 func TestFakeBigQuery(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds cmd/bqfake")
 	}
-	bq, err := startFakeBigQuery("github.com/devicestream/enrichevent/cmd/bqfake", t.TempDir())
+	const latency = 300 * time.Millisecond
+	bq, err := startFakeBigQuery("github.com/devicestream/enrichevent/cmd/bqfake", t.TempDir(), latency)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,9 +276,33 @@ func TestFakeBigQuery(t *testing.T) {
 			t.Errorf("GET %s: %s, want 200 OK", url, resp.Status)
 		}
 	}
-	c, err := net.Dial("tcp", bq.env["BIGQUERY_STORAGE_EMULATOR_HOST"])
+
+	ctx := context.Background()
+	w, err := sink.NewBigQuery(ctx, sink.BigQueryConfig{
+		Project: bqProject, Dataset: bqDataset, Table: bqTable,
+		RESTEndpoint: bq.env["BIGQUERY_EMULATOR_HOST"],
+		GRPCEndpoint: bq.env["BIGQUERY_STORAGE_EMULATOR_HOST"],
+		Logger:       slog.New(slog.DiscardHandler),
+	})
 	if err != nil {
-		t.Fatalf("the Storage Write API port: %v", err)
+		t.Fatal(err)
 	}
-	c.Close()
+	defer w.Close()
+	now := time.Now()
+	row := enrich.Row{MessageID: "m1", PublishTime: now, EventTime: now, IngestTime: now,
+		DeviceID: "vr-0000001", Payload: json.RawMessage(`{}`)}
+	// The first write also looks the table up and opens the stream; the
+	// second is one append.
+	for i := range 2 {
+		start := time.Now()
+		if err := w.WriteRows(ctx, []enrich.Row{row}); err != nil {
+			t.Fatalf("write %d: %v", i+1, err)
+		}
+		if took := time.Since(start); took < latency {
+			t.Errorf("write %d took %v, want at least the fake's latency %v", i+1, took, latency)
+		}
+	}
+	if got := w.Stats().Rows; got != 2 {
+		t.Errorf("rows stored = %d, want 2", got)
+	}
 }

@@ -36,7 +36,9 @@
 // With -bq the function writes its rows to BigQuery instead: to the
 // repository's fake (./cmd/bqfake), built and started on loopback, which
 // shares the machine's CPUs with the others. The throughput target is the
-// stdout sink's; -bq measures what the BigQuery path adds.
+// stdout sink's; -bq measures what the BigQuery path adds. -bq-latency D
+// makes the fake answer each append D late, as across a network: rows then
+// collect into fewer, larger appends, as they do against BigQuery.
 //
 // -url host:port drives a function that is already running instead (no
 // refresh phase; its CPU time is not reported); -write-metadata FILE
@@ -66,6 +68,7 @@ type options struct {
 	cold, coldBytes                   int
 	bare, framework, bq               bool
 	bqPkg                             string
+	bqLatency                         time.Duration
 }
 
 func main() {
@@ -99,6 +102,7 @@ func main() {
 	flag.StringVar(&o.fnStderr, "fn-stderr", "", "copy the function's stderr (its logs; GODEBUG=gctrace=1 output) to this file")
 	flag.BoolVar(&o.bq, "bq", false, "the function writes its rows to BigQuery: to the fake (-bq-pkg), started on loopback, instead of stdout")
 	flag.StringVar(&o.bqPkg, "bq-pkg", "./cmd/bqfake", "package of the fake BigQuery for -bq, built with go build")
+	flag.DurationVar(&o.bqLatency, "bq-latency", 0, "with -bq, the fake answers each append this late, as BigQuery across a network")
 	flag.StringVar(&o.writeMeta, "write-metadata", "", "write the metadata file of -devices devices to this path and exit")
 	flag.Parse()
 	if o.writeMeta != "" {

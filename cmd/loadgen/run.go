@@ -77,7 +77,7 @@ func (b *bench) start() error {
 	}
 	if b.o.bq && b.o.url == "" {
 		var err error
-		if b.bq, err = startFakeBigQuery(b.o.bqPkg, b.dir); err != nil {
+		if b.bq, err = startFakeBigQuery(b.o.bqPkg, b.dir, b.o.bqLatency); err != nil {
 			return err
 		}
 	}
@@ -99,6 +99,9 @@ func (b *bench) start() error {
 		rows := "stdout, to /dev/null"
 		if b.bq != nil {
 			rows = "BigQuery, the fake at " + b.bq.srv.addr
+			if b.o.bqLatency > 0 {
+				rows += fmt.Sprintf(", answering appends %v late", b.o.bqLatency)
+			}
 		}
 		fmt.Printf("function: %s (metadata %.1f MB, %d devices; rows to %s)\n\n", b.fnAddr, float64(len(data))/1e6, len(devices), rows)
 	} else {

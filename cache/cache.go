@@ -132,7 +132,7 @@ type Cache[T any] struct {
 	// The real clock and sleep that pace background refreshes (Config.Now
 	// may be a test's fake clock, which parsing does not advance).
 	clock func() time.Time
-	sleep func(time.Duration)
+	sleep func(context.Context, time.Duration)
 }
 
 type coldFailure struct {
@@ -157,7 +157,7 @@ func New[T any](cfg Config[T]) *Cache[T] {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	c := &Cache[T]{cfg: cfg, clock: time.Now, sleep: time.Sleep}
+	c := &Cache[T]{cfg: cfg, clock: time.Now, sleep: sleepCtx}
 	c.idle.L = &c.mu
 	return c
 }

@@ -22,5 +22,6 @@ func StartRefresh[T any](c *Cache[T], minAge time.Duration) bool {
 // SetPacing replaces the real clock and sleep that pace background
 // refreshes.
 func SetPacing[T any](c *Cache[T], clock func() time.Time, sleep func(time.Duration)) {
-	c.clock, c.sleep = clock, sleep
+	c.clock = clock
+	c.sleep = func(_ context.Context, d time.Duration) { sleep(d) }
 }

@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"context"
 	"io"
 	"time"
 )
@@ -23,10 +24,17 @@ import (
 
 // Pacing parameters: reads are cut to paceChunk bytes so that the parser
 // never runs long between two chances to sleep, and sleeps shorter than
-// minPause are saved up rather than taken.
+// minPause are saved up rather than taken. A step (from one Read or Pause
+// to the next) is charged at most maxStepWork: parsing paceChunk bytes, or
+// indexing a batch of devices, takes well under a millisecond, so a longer
+// gap is mostly a stall, not work (the goroutine waiting for a CPU, a
+// stop-the-world pause, Cloud Run throttling the CPU of an instance between
+// requests), and charged in full a ten-minute stall would earn a
+// ninety-minute sleep.
 const (
-	paceChunk = 16 << 10
-	minPause  = 500 * time.Microsecond
+	paceChunk   = 16 << 10
+	minPause    = 500 * time.Microsecond
+	maxStepWork = 20 * time.Millisecond
 )
 
 // pacer wraps the reader a refresh parses. The parse time between two
@@ -37,7 +45,7 @@ type pacer struct {
 	r     io.Reader
 	share float64
 	clock func() time.Time
-	sleep func(time.Duration)
+	sleep func(time.Duration) // returns early once the refresh is over (sleepCtx)
 
 	mark  time.Time     // when the last Read returned; zero before the first
 	owed  time.Duration // sleep earned and not yet taken
@@ -68,11 +76,22 @@ func (p *pacer) pace() {
 	if p.mark.IsZero() {
 		return
 	}
-	work := p.clock().Sub(p.mark)
+	work := min(p.clock().Sub(p.mark), maxStepWork)
 	p.owed += time.Duration(float64(work) * (1 - p.share) / p.share)
 	if p.owed >= minPause {
 		p.sleep(p.owed)
 		p.slept += p.owed
 		p.owed = 0
+	}
+}
+
+// sleepCtx sleeps for d, or until ctx is done: a refresh that times out
+// while it is paced stops sleeping.
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
 	}
 }

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"testing"
 	"time"
@@ -87,6 +88,49 @@ func TestPacerPausesWorkAfterTheLastRead(t *testing.T) {
 	p.Pause() // no work since the last Pause: no sleep
 	if want := 12 * time.Millisecond; slept != want {
 		t.Errorf("slept %v after a Pause with no work, want %v", slept, want)
+	}
+}
+
+// TestPacerDoesNotChargeAStall: a step far longer than any parse of a
+// chunk is a stall (the instance's CPU throttled between requests, a
+// goroutine waiting for a CPU), not work, and earns at most the sleep of
+// maxStepWork.
+func TestPacerDoesNotChargeAStall(t *testing.T) {
+	now := time.Unix(0, 0)
+	var slept time.Duration
+	p := &pacer{r: bytes.NewReader(make([]byte, 2*paceChunk)), share: 0.1, clock: func() time.Time { return now },
+		sleep: func(d time.Duration) { slept += d; now = now.Add(d) }}
+	buf := make([]byte, paceChunk)
+	if _, err := p.Read(buf); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(10 * time.Minute) // stalled between two reads
+	if _, err := p.Read(buf); err != nil {
+		t.Fatal(err)
+	}
+	if want := 9 * maxStepWork; slept != want {
+		t.Errorf("slept %v after a 10-minute stall at a share of 0.1, want %v (9 × maxStepWork)", slept, want)
+	}
+}
+
+// TestPaceSleepEndsWithTheRefresh: the pacer's sleep returns when the
+// refresh's context is done, so a refresh that times out does not go on
+// sleeping.
+func TestPaceSleepEndsWithTheRefresh(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		time.Sleep(10 * time.Millisecond)
+		cancel()
+	}()
+	done := make(chan struct{})
+	go func() {
+		sleepCtx(ctx, time.Hour)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("sleepCtx(ctx, 1h) still sleeping a minute after ctx was cancelled")
 	}
 }
 

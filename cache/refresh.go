@@ -132,7 +132,8 @@ func (c *Cache[T]) download(ctx context.Context, v Version, paced bool) (value T
 	var r io.Reader = counted
 	var p *pacer
 	if paced && c.cfg.RefreshShare < 1 {
-		p = &pacer{r: counted, share: c.cfg.RefreshShare, clock: c.clock, sleep: c.sleep}
+		sleep := func(d time.Duration) { c.sleep(ctx, d) }
+		p = &pacer{r: counted, share: c.cfg.RefreshShare, clock: c.clock, sleep: sleep}
 		r = p
 	}
 	value, err = c.parse(r, v)

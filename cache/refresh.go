@@ -38,12 +38,42 @@ func (c *Cache[T]) startRefresh(ctx context.Context, minAge time.Duration) bool 
 func (c *Cache[T]) refresh(ctx context.Context, cur *Snapshot[T]) (*Snapshot[T], error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.LoadTimeout)
 	defer cancel()
-	s, err := c.update(ctx, cur)
+	s, err := c.updateWithin(ctx, cur)
 	if err != nil {
 		c.fail(ctx, cur, err)
 		return nil, err
 	}
 	return s, nil
+}
+
+// updateWithin runs update and returns when it does or when ctx is done,
+// whichever comes first. A source that ignores its context (a read of a
+// file on a hung NFS or FUSE mount cannot be cancelled) would otherwise
+// hold the refresh flag, or the first load that every request joins, for
+// ever. Such an update is left to finish on its own: its context done, it
+// publishes nothing.
+func (c *Cache[T]) updateWithin(ctx context.Context, cur *Snapshot[T]) (*Snapshot[T], error) {
+	type result struct {
+		s   *Snapshot[T]
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		s, err := c.update(ctx, cur)
+		done <- result{s, err}
+	}()
+	select {
+	case r := <-done:
+		return r.s, r.err
+	case <-ctx.Done():
+		select {
+		case r := <-done: // finished as the time ran out
+			return r.s, r.err
+		default:
+			return nil, fmt.Errorf("%s did not answer within the load timeout (%v): %w",
+				c.cfg.Source, c.cfg.LoadTimeout, context.Cause(ctx))
+		}
+	}
 }
 
 // update asks the source for its version: unchanged, it confirms cur;
@@ -53,6 +83,9 @@ func (c *Cache[T]) update(ctx context.Context, cur *Snapshot[T]) (*Snapshot[T], 
 	for attempt := 1; ; attempt++ {
 		v, err := c.cfg.Source.Stat(ctx)
 		if err != nil {
+			return nil, fmt.Errorf("stat %s: %w", c.cfg.Source, err)
+		}
+		if err := ctx.Err(); err != nil { // answered too late
 			return nil, fmt.Errorf("stat %s: %w", c.cfg.Source, err)
 		}
 		if cur != nil && v.Same(cur.Version) {
@@ -91,6 +124,9 @@ func (c *Cache[T]) fetch(ctx context.Context, cur *Snapshot[T], v Version) (*Sna
 	if err := c.guard(cur, v, size); err != nil {
 		c.rejections.Add(1)
 		return nil, err
+	}
+	if err := ctx.Err(); err != nil { // read too late: updateWithin gave up
+		return nil, fmt.Errorf("read %s generation %d: %w", c.cfg.Source, v.Generation, err)
 	}
 	now := c.cfg.Now()
 	s := &Snapshot[T]{Value: value, Version: v, LoadedAt: now, CheckedAt: now, size: size}

@@ -5,8 +5,11 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -106,4 +109,107 @@ func readAll(t *testing.T, src cache.Source, v cache.Version) string {
 		t.Fatalf("read %s: %v", src, err)
 	}
 	return string(b)
+}
+
+// TestLoadTimeoutBoundsAHungMount: a file on a hung NFS or FUSE mount
+// blocks its reader whatever the context says. The first load and a
+// refresh still end at LoadTimeout, so the first load is tried again and
+// the refresh flag drops, and once the mount answers the cache loads.
+func TestLoadTimeoutBoundsAHungMount(t *testing.T) {
+	clock := newClock()
+	fsys := &hangingFS{FS: fstest.MapFS{"m.csv": &fstest.MapFile{Data: []byte(lines(3)), ModTime: t0}}}
+	c := cache.New(cache.Config[[]string]{
+		Source:      cache.NewFileSource(fsys, "m.csv"),
+		Parse:       parseLines,
+		LoadTimeout: 50 * time.Millisecond,
+		Now:         clock.Now,
+		Logger:      slog.New(slog.DiscardHandler),
+	})
+	get := func() (*cache.Snapshot[[]string], error) {
+		t.Helper()
+		type result struct {
+			s   *cache.Snapshot[[]string]
+			err error
+		}
+		done := make(chan result, 1)
+		go func() {
+			s, err := c.Get(context.Background())
+			done <- result{s, err}
+		}()
+		select {
+		case r := <-done:
+			return r.s, r.err
+		case <-time.After(time.Minute):
+			t.Fatal("Get still waiting a minute into a load whose LoadTimeout is 50ms")
+			return nil, nil
+		}
+	}
+
+	release := fsys.hang()
+	if _, err := get(); err == nil || !strings.Contains(err.Error(), "did not answer within the load timeout") {
+		t.Fatalf("first Get on a hung mount: error %v, want the load timeout", err)
+	}
+	release()
+	clock.Advance(2 * time.Second) // past the first load's retry interval
+	if s, err := get(); err != nil || len(s.Value) != 3 {
+		t.Fatalf("Get once the mount answers = %v, %v; want the 3 lines", s, err)
+	}
+
+	release = fsys.hang()
+	fsys.mu.Lock()
+	fsys.FS = fstest.MapFS{"m.csv": &fstest.MapFile{Data: []byte(lines(4)), ModTime: t0.Add(time.Hour)}}
+	fsys.mu.Unlock()
+	clock.Advance(2 * time.Hour)
+	if s, err := get(); err != nil || len(s.Value) != 3 {
+		t.Fatalf("Get starting a refresh on a hung mount = %v, %v; want the 3 lines", s, err)
+	}
+	waited := make(chan struct{})
+	go func() { c.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-time.After(time.Minute):
+		t.Fatal("refresh still running a minute into a hung mount, LoadTimeout 50ms")
+	}
+	if st := c.Stats(); st.Failures != 2 || !strings.Contains(st.LastError, "did not answer") {
+		t.Errorf("after the refresh on a hung mount: %d failures, last error %q; want 2, the load timeout", st.Failures, st.LastError)
+	}
+	release()
+	clock.Advance(2 * time.Hour) // past the backoff
+	get()
+	c.Wait()
+	if s, err := get(); err != nil || len(s.Value) != 4 {
+		t.Fatalf("Get after a refresh once the mount answers = %v, %v; want the 4 lines", s, err)
+	}
+}
+
+// hangingFS is a file system whose Open blocks while it hangs, as one on a
+// hung network mount does, ignoring every context.
+type hangingFS struct {
+	fs.FS
+	mu   sync.Mutex
+	gate chan struct{} // nil: not hanging
+}
+
+// hang makes Open block until release is called.
+func (f *hangingFS) hang() (release func()) {
+	gate := make(chan struct{})
+	f.mu.Lock()
+	f.gate = gate
+	f.mu.Unlock()
+	return func() {
+		f.mu.Lock()
+		f.gate = nil
+		f.mu.Unlock()
+		close(gate)
+	}
+}
+
+func (f *hangingFS) Open(name string) (fs.File, error) {
+	f.mu.Lock()
+	gate, fsys := f.gate, f.FS
+	f.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
+	return fsys.Open(name)
 }

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"testing"
 	"time"
 )
 
@@ -24,4 +25,12 @@ func StartRefresh[T any](c *Cache[T], minAge time.Duration) bool {
 func SetPacing[T any](c *Cache[T], clock func() time.Time, sleep func(time.Duration)) {
 	c.clock = clock
 	c.sleep = func(_ context.Context, d time.Duration) { sleep(d) }
+}
+
+// SetGCSStatTimeout replaces the bound of a GCS source's Stat until the
+// test ends.
+func SetGCSStatTimeout(t *testing.T, d time.Duration) {
+	old := gcsStatTimeout
+	gcsStatTimeout = d
+	t.Cleanup(func() { gcsStatTimeout = old })
 }

@@ -22,6 +22,12 @@ var gcsRetry = []storage.RetryOption{
 	storage.WithBackoff(gax.Backoff{Initial: 200 * time.Millisecond, Max: 2 * time.Second, Multiplier: 2}),
 }
 
+// gcsStatTimeout bounds Stat, its retries included. A metadata request
+// takes tens of milliseconds and gcsRetry's attempts about 3 s; a GCS that
+// accepts connections and never answers, or a network that drops them,
+// would otherwise hold a cold start's requests for the whole LoadTimeout.
+var gcsStatTimeout = 10 * time.Second
+
 // gcsSource reads one Cloud Storage object.
 type gcsSource struct {
 	obj            *storage.ObjectHandle
@@ -37,6 +43,8 @@ func NewGCSSource(client *storage.Client, bucket, object string) Source {
 }
 
 func (s *gcsSource) Stat(ctx context.Context) (Version, error) {
+	ctx, cancel := context.WithTimeout(ctx, gcsStatTimeout)
+	defer cancel()
 	a, err := s.obj.Attrs(ctx)
 	if err != nil {
 		return Version{}, err

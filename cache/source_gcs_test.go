@@ -294,3 +294,54 @@ func testGCSTruncatedReplacementRejected(t *testing.T, readOpts []option.ClientO
 		})
 	}
 }
+
+// TestGCSStatGivesUpOnASilentServer: a GCS endpoint that accepts
+// connections and never answers fails Stat after gcsStatTimeout (10 s), so
+// a cold start answers 5xx instead of holding its requests for the whole
+// LoadTimeout.
+func TestGCSStatGivesUpOnASilentServer(t *testing.T) {
+	cache.SetGCSStatTimeout(t, 200*time.Millisecond)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns []net.Conn
+	accepted := make(chan struct{})
+	go func() { // holds every connection, unanswered, until the listener closes
+		defer close(accepted)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c)
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		<-accepted
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	client, err := storage.NewClient(context.Background(),
+		option.WithEndpoint("http://"+l.Addr().String()+"/storage/v1/"), option.WithoutAuthentication())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	src := cache.NewGCSSource(client, testBucket, testObject)
+	done := make(chan error, 1)
+	go func() {
+		_, err := src.Stat(context.Background())
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Stat of a silent server: %v, want context.DeadlineExceeded", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("Stat of a silent server still waiting after a minute, bound 200ms")
+	}
+}

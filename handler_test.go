@@ -139,6 +139,7 @@ func TestSampleRequests(t *testing.T) {
 		{file: "bad_binary.http", messageID: "2006", reason: enrich.ReasonInvalidJSON},
 		{file: "bad_event_type.http", messageID: "2007", reason: enrich.ReasonWrongEventType},
 		{file: "bad_envelope.http", reason: enrich.ReasonInvalidEnvelope},
+		{file: "bad_publish_time.http", messageID: "2008", reason: enrich.ReasonInvalidEnvelope},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {

@@ -89,6 +89,15 @@ func readAll(r io.Reader, b []byte, size int) ([]byte, error) {
 // envelope, and a raw Pub/Sub push body. Any error is permanent; the
 // envelope holds whatever could be decoded, for the error record.
 func decodeRequest(r *http.Request, body []byte) (enrich.PushEnvelope, error) {
+	env, err := decodeEnvelope(r, body)
+	if err == nil {
+		err = enrich.CheckPublishTime(env.Message.PublishTime)
+	}
+	return env, err
+}
+
+// decodeEnvelope is decodeRequest without the check of the publish time.
+func decodeEnvelope(r *http.Request, body []byte) (enrich.PushEnvelope, error) {
 	if !isCloudEvent(r.Header) {
 		return enrich.DecodePush(body)
 	}

@@ -336,3 +336,35 @@ func TestDecodePushKeepsAttributesJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckPublishTime: a publish time BigQuery cannot store, in UTC, is a
+// permanent invalid_envelope error; the range's ends and the zero time (no
+// publishTime) are not.
+func TestCheckPublishTime(t *testing.T) {
+	for _, tc := range []struct {
+		at   string
+		want bool // an error
+	}{
+		{"0001-01-01T00:00:00Z", false},
+		{"2026-11-24T08:00:00.123Z", false},
+		{"9999-12-31T23:59:59.999999999Z", false},
+		{"9999-12-31T23:30:00-01:00", true},    // year 10000 in UTC
+		{"0001-01-01T00:30:00+01:00", true},    // year 0 in UTC
+		{"0001-01-01T00:00:00.5+00:00", false}, // same instant as ...Z plus 0.5 s
+	} {
+		at, err := time.Parse(time.RFC3339Nano, tc.at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = CheckPublishTime(at)
+		if (err != nil) != tc.want {
+			t.Errorf("CheckPublishTime(%s) = %v, want an error: %v", tc.at, err, tc.want)
+		}
+		if r, _ := ReasonOf(err); err != nil && r != ReasonInvalidEnvelope {
+			t.Errorf("CheckPublishTime(%s) reason = %s, want %s", tc.at, r, ReasonInvalidEnvelope)
+		}
+	}
+	if err := CheckPublishTime(time.Time{}); err != nil {
+		t.Errorf("CheckPublishTime(zero) = %v, want nil", err)
+	}
+}

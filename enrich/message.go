@@ -28,3 +28,22 @@ type PushEnvelope struct {
 	Subscription    string  `json:"subscription,omitempty"`
 	DeliveryAttempt int     `json:"deliveryAttempt,omitempty"`
 }
+
+// CheckPublishTime reports a publish time outside BigQuery's TIMESTAMP
+// range (years 1 to 9999 in UTC) as a permanent invalid_envelope error.
+// Pub/Sub never sends one, but a forged or corrupt envelope may
+// ("9999-12-31T23:30:00-01:00" is in year 10000 in UTC), and no sink could
+// store its row: retrying it would never end.
+func CheckPublishTime(t time.Time) error {
+	if t.Before(minTimestamp) || t.After(maxTimestamp) {
+		return Permanent(ReasonInvalidEnvelope, "publishTime %s is outside years 1 to 9999 in UTC, the range of a BigQuery TIMESTAMP",
+			t.Format(time.RFC3339Nano))
+	}
+	return nil
+}
+
+// The range of a BigQuery TIMESTAMP.
+var (
+	minTimestamp = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxTimestamp = time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC)
+)

@@ -130,6 +130,23 @@ func TestBigQueryErrorRecordColumns(t *testing.T) {
 	}
 }
 
+// TestBigQueryRowErrorsWithoutRows: an answer whose row errors name no row
+// of the request, without an error status, stored nothing. No documented
+// server sends one; the writer must not take it for success.
+func TestBigQueryRowErrorsWithoutRows(t *testing.T) {
+	e := newEnv(t, BigQueryConfig{})
+	e.fake.MisnumberNextRowErrors(1)
+	bad := sampleRow(2)
+	bad.Payload = json.RawMessage(`{"a":`)
+	err := e.w.WriteRows(context.Background(), []enrich.Row{sampleRow(1), bad})
+	if err == nil || !strings.Contains(err.Error(), "name no row") {
+		t.Fatalf("WriteRows answered with misnumbered row errors = %v, want an error", err)
+	}
+	if n, m := len(e.rows()), len(e.errorRecords()); n != 0 || m != 0 {
+		t.Errorf("stored %d rows and %d error records, want none", n, m)
+	}
+}
+
 func TestBigQueryRowErrors(t *testing.T) {
 	tests := []struct {
 		name string

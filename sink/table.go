@@ -103,6 +103,9 @@ func (t *tableWriter[T]) flush(b *batch[T]) {
 		}
 		bad, msgs, keep := splitRejected(idx, rowErrs)
 		if len(bad) == 0 { // a failure, or row errors with no usable index
+			if err == nil { // nothing was stored: never a success
+				err = fmt.Errorf("append %d rows to %s: %d row errors name no row of the request", len(idx), t.name, len(rowErrs))
+			}
 			t.fail(b, idx, err)
 			return
 		}

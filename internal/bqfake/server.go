@@ -67,12 +67,13 @@ type Server struct {
 	rows      atomic.Int64
 	rowErrors atomic.Int64
 
-	mu       sync.Mutex
-	tables   map[string]*table // by tableKey
-	failNext int
-	failGets int // tables.get requests still to answer 503
-	latency  time.Duration
-	hold     chan struct{} // non-nil while appends are held
+	mu        sync.Mutex
+	tables    map[string]*table // by tableKey
+	failNext  int
+	failGets  int // tables.get requests still to answer 503
+	misnumber int // appends with row errors still to answer as no server does
+	latency   time.Duration
+	hold      chan struct{} // non-nil while appends are held
 }
 
 type table struct {
@@ -209,6 +210,17 @@ func (s *Server) FailNextAppends(n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.failNext = n
+}
+
+// MisnumberNextRowErrors makes the next n appends that have row errors
+// answer them as no documented server does: every index past the
+// request's rows, and no error status. Nothing of those appends is
+// stored. It is for testing that a writer does not take such an answer for
+// success.
+func (s *Server) MisnumberNextRowErrors(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.misnumber = n
 }
 
 // FailNextTableGets makes the next n tables.get requests answer 503

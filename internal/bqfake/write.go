@@ -238,6 +238,12 @@ func (s *Server) appendRows(c *connState, t *table, data [][]byte, resp *storage
 	if n := len(resp.RowErrors); n > 0 {
 		s.rowErrors.Add(int64(n))
 		s.logAppend(key, len(data), resp.RowErrors, nil)
+		if s.takeMisnumber() {
+			for _, e := range resp.RowErrors {
+				e.Index += int64(len(data))
+			}
+			return resp
+		}
 		return withError(resp, status.Newf(codes.InvalidArgument,
 			"Errors found while processing rows. Please refer to the row_errors field for details. "+
 				"The list may not be complete because of the size limitations. Entity: %s", c.stream))
@@ -267,6 +273,16 @@ func (s *Server) takeFailure() bool {
 	defer s.mu.Unlock()
 	if s.failNext > 0 {
 		s.failNext--
+		return true
+	}
+	return false
+}
+
+func (s *Server) takeMisnumber() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.misnumber > 0 {
+		s.misnumber--
 		return true
 	}
 	return false

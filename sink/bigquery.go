@@ -183,10 +183,9 @@ func (w *BigQuery) WriteErrors(ctx context.Context, recs []enrich.ErrorRecord) e
 		if r.Timestamp.IsZero() {
 			r.Timestamp = w.cfg.Now()
 		}
-		d := w.errEnc.encode(&r)
+		d := w.errEnc.encode(&r, -1)
 		if over := len(d) - maxBatchBytes; over > 0 {
-			r = truncatePayload(r, over)
-			d = w.errEnc.encode(&r)
+			r, d = w.fitErrorRecord(r, over)
 		}
 		data[i], items[i] = d, r
 	}
@@ -195,6 +194,22 @@ func (w *BigQuery) WriteErrors(ctx context.Context, recs []enrich.ErrorRecord) e
 		return err
 	}
 	return wait(ctx, w.errs.name, spans)
+}
+
+// fitErrorRecord makes r fit one append when its encoding is over bytes
+// too large. The payload is written twice: its text (payloadString) is cut
+// first, so that payloadBytes keeps the exact bytes whenever they fit on
+// their own (a payload of up to about 9 MB); only past that is the payload
+// itself cut. The error message says what was cut.
+func (w *BigQuery) fitErrorRecord(r enrich.ErrorRecord, over int) (enrich.ErrorRecord, []byte) {
+	const slack = 1024 // for the note added to the message
+	if text := len(payloadText(r.Payload)); text >= over+slack {
+		keep := text - over - slack
+		r.ErrorMessage += fmt.Sprintf(" (payloadString cut from %d to at most %d bytes to fit one append; payloadBytes holds the whole payload)", text, keep)
+		return r, w.errEnc.encode(&r, keep)
+	}
+	r = truncatePayload(r, over)
+	return r, w.errEnc.encode(&r, -1)
 }
 
 // truncatePayload shortens r's payload, written twice (payloadString and

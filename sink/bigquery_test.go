@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -419,6 +420,33 @@ func TestBigQueryOversizeRow(t *testing.T) {
 		!strings.Contains(r["errorMessage"].(string), "payload truncated") {
 		t.Errorf("error record = message_id %v, reason %v, %d payload bytes, message %.200q; want m2's truncated payload",
 			r["message_id"], r["reason"], len(payload), r["errorMessage"])
+	}
+}
+
+// TestBigQueryLargeErrorRecordKeepsItsBytes: an error record whose payload
+// fits one append once, but not twice (payloadString and payloadBytes),
+// keeps the exact bytes; only its text is cut, and the message says so.
+func TestBigQueryLargeErrorRecordKeepsItsBytes(t *testing.T) {
+	e := newEnv(t, BigQueryConfig{})
+	payload := []byte(`{"device_id":"vr-0001","pad":"` + strings.Repeat("x", 6<<20) + `"}`)
+	rec := enrich.ErrorRecord{Payload: payload, MessageID: "m1", Reason: enrich.ReasonPayloadTooLarge, ErrorMessage: "payload too large"}
+	if err := e.w.WriteErrors(context.Background(), []enrich.ErrorRecord{rec}); err != nil {
+		t.Fatalf("WriteErrors of a %d-byte payload = %v, want nil", len(payload), err)
+	}
+	recs := e.errorRecords()
+	if len(recs) != 1 {
+		t.Fatalf("error table has %d records, want 1", len(recs))
+	}
+	r := recs[0]
+	text := r["payloadString"].(string)
+	if got := r["payloadBytes"].([]byte); !bytes.Equal(got, payload) {
+		t.Errorf("payloadBytes = %d bytes, want the whole %d-byte payload", len(got), len(payload))
+	}
+	if len(text) == 0 || len(text) >= len(payload) || !bytes.HasPrefix(payload, []byte(text)) {
+		t.Errorf("payloadString = %d bytes, want a cut prefix of the %d-byte payload", len(text), len(payload))
+	}
+	if msg := r["errorMessage"].(string); !strings.HasPrefix(msg, "payload too large (payloadString cut from") {
+		t.Errorf("errorMessage = %q, want the original message and the cut", msg)
 	}
 }
 

@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 	"strings"
@@ -118,8 +119,10 @@ func newErrorEncoder(md protoreflect.MessageDescriptor) (*errorEncoder, error) {
 }
 
 // encode returns r as one serialized row. The stacktrace column is left
-// NULL: these are data errors, not crashes.
-func (e *errorEncoder) encode(r *enrich.ErrorRecord) []byte {
+// NULL: these are data errors, not crashes. textMax, if not negative, cuts
+// payloadString to at most that many bytes (at a character boundary);
+// payloadBytes always holds all of r.Payload.
+func (e *errorEncoder) encode(r *enrich.ErrorRecord, textMax int) []byte {
 	n := 16*10 + 2*len(r.Payload) + len(r.ErrorMessage) + len(r.MessageID) +
 		len(r.Subscription) + len(r.Reason)
 	for k, v := range r.Attributes {
@@ -128,11 +131,7 @@ func (e *errorEncoder) encode(r *enrich.ErrorRecord) []byte {
 	b := make([]byte, 0, n)
 	b = appendTime(b, e.timestamp, r.Timestamp)
 	b = protowire.AppendTag(b, e.payloadString, protowire.BytesType)
-	if utf8.Valid(r.Payload) {
-		b = protowire.AppendBytes(b, r.Payload)
-	} else {
-		b = protowire.AppendString(b, strings.ToValidUTF8(string(r.Payload), "\uFFFD"))
-	}
+	b = protowire.AppendBytes(b, cutText(payloadText(r.Payload), textMax))
 	b = protowire.AppendTag(b, e.payloadBytes, protowire.BytesType)
 	b = protowire.AppendBytes(b, r.Payload)
 	keys := make([]string, 0, len(r.Attributes))
@@ -268,4 +267,25 @@ func (f *fieldBinder) finish() error {
 		}
 	}
 	return f.err
+}
+
+// payloadText is payload as the text of the payloadString column: invalid
+// UTF-8 replaced by U+FFFD.
+func payloadText(payload []byte) []byte {
+	if utf8.Valid(payload) {
+		return payload
+	}
+	return bytes.ToValidUTF8(payload, []byte("\uFFFD"))
+}
+
+// cutText returns text cut to at most max bytes at a character boundary,
+// or text if max is negative.
+func cutText(text []byte, max int) []byte {
+	if max < 0 || len(text) <= max {
+		return text
+	}
+	for max > 0 && !utf8.RuneStart(text[max]) {
+		max--
+	}
+	return text[:max]
 }

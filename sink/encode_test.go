@@ -77,6 +77,45 @@ func TestEncodeRowMatchesDynamicpb(t *testing.T) {
 	}
 }
 
+// TestEncodeErrorRecordCutsText: a cut payloadString ends at a character
+// boundary, and payloadBytes keeps the whole payload.
+func TestEncodeErrorRecordCutsText(t *testing.T) {
+	schema, err := ErrorRecordsSchema()
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := newErrorEncoder(schema.Message)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := enrich.ErrorRecord{Timestamp: time.Unix(5, 0), Payload: []byte("aé\xffz"), Reason: enrich.ReasonInvalidJSON}
+	for _, tc := range []struct {
+		max  int
+		want string
+	}{
+		{-1, "aé\uFFFDz"},
+		{0, ""},
+		{1, "a"},
+		{2, "a"}, // not half of é
+		{3, "aé"},
+		{5, "aé"}, // not part of U+FFFD
+		{6, "aé\uFFFD"},
+		{100, "aé\uFFFDz"},
+	} {
+		m := dynamicpb.NewMessage(schema.Message)
+		if err := proto.Unmarshal(enc.encode(&rec, tc.max), m); err != nil {
+			t.Fatalf("encoded record does not decode: %v", err)
+		}
+		fields := schema.Message.Fields()
+		if got := m.Get(fields.ByName("payloadString")).String(); got != tc.want {
+			t.Errorf("payloadString cut to %d bytes = %q, want %q", tc.max, got, tc.want)
+		}
+		if got := m.Get(fields.ByName("payloadBytes")).Bytes(); string(got) != string(rec.Payload) {
+			t.Errorf("payloadBytes with payloadString cut to %d bytes = %q, want %q", tc.max, got, rec.Payload)
+		}
+	}
+}
+
 func TestEncodeErrorRecord(t *testing.T) {
 	schema, err := ErrorRecordsSchema()
 	if err != nil {
@@ -91,7 +130,7 @@ func TestEncodeErrorRecord(t *testing.T) {
 		MessageID: "m", Reason: enrich.ReasonBadBase64, ErrorMessage: "boom",
 	}
 	m := dynamicpb.NewMessage(schema.Message)
-	if err := proto.Unmarshal(enc.encode(&rec), m); err != nil {
+	if err := proto.Unmarshal(enc.encode(&rec, -1), m); err != nil {
 		t.Fatalf("encoded record does not decode: %v", err)
 	}
 	field := func(name string) protoreflect.Value {

@@ -22,6 +22,8 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
 )
@@ -30,22 +32,59 @@ func init() {
 	functions.HTTP("EnrichEvent", enrichEvent)
 }
 
-// instance is the process's one function, built on first use from the
-// environment, and shared by every invocation.
-var instance = sync.OnceValues(func() (*function, error) {
+// instance returns the process's one function, built from the environment
+// on first use and shared by every invocation. A bad configuration is
+// final: the instance answers 500 until it is deployed again. Any other
+// failure to build it (a client that cannot be made) is tried again by a
+// request at least a second later, so that an instance does not stay
+// broken by something passing.
+func instance() (*function, error) {
+	if f := built.fn.Load(); f != nil {
+		return f, nil
+	}
+	built.mu.Lock()
+	defer built.mu.Unlock()
+	if f := built.fn.Load(); f != nil {
+		return f, nil
+	}
+	if built.err != nil && (built.final || time.Since(built.at) < time.Second) {
+		return nil, built.err
+	}
 	cfg, err := loadConfig(os.Getenv)
 	if err != nil {
-		return nil, fmt.Errorf("bad configuration: %w", err)
+		built.err, built.final = fmt.Errorf("bad configuration: %w", err), true
+		return nil, built.err
 	}
-	return newFunction(context.Background(), cfg, os.Stdout, os.Stderr)
-})
+	f, err := newFunction(context.Background(), cfg, os.Stdout, os.Stderr)
+	if err != nil {
+		built.err, built.at = err, time.Now()
+		return nil, err
+	}
+	built.fn.Store(f)
+	return f, nil
+}
+
+// built is what instance has built, or why it could not.
+var built struct {
+	fn    atomic.Pointer[function]
+	mu    sync.Mutex
+	err   error     // the last failure, if fn is nil
+	at    time.Time // when it happened
+	final bool      // err is a bad configuration
+}
 
 // Setup builds the function from the environment now rather than on the
-// first request, so that the local runner can report a bad configuration
-// and exit.
+// first request, and checks that a local metadata file is there, so that
+// the local runner can report a bad configuration and exit.
 func Setup() error {
-	_, err := instance()
-	return err
+	if _, err := instance(); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(os.Getenv)
+	if err != nil {
+		return err
+	}
+	return checkLocalMetadata(cfg.metadataURI)
 }
 
 // enrichEvent is the registered entry point.

@@ -80,14 +80,27 @@ func newSource(ctx context.Context, uri string) (cache.Source, error) {
 		}
 		return cache.NewGCSSource(client, bucket, object), nil
 	}
+	// A file that is not there (yet) fails the first load, which is tried
+	// again a second later, as for GCS; checkLocalMetadata is for the
+	// local runner.
 	abs, err := filepath.Abs(uri)
-	if err == nil {
-		_, err = os.Stat(abs)
-	}
 	if err != nil {
 		return nil, fmt.Errorf("METADATA_URI %q: %w", uri, err)
 	}
 	return cache.NewFileSource(os.DirFS(filepath.Dir(abs)), filepath.Base(abs)), nil
+}
+
+// checkLocalMetadata reports a METADATA_URI naming a local file that
+// cannot be read now. Only the local runner checks, and exits: a deployed
+// instance answers 500 and tries again, as for an object not in GCS yet.
+func checkLocalMetadata(uri string) error {
+	if uri == SampleMetadataURI || strings.HasPrefix(uri, "gs://") {
+		return nil
+	}
+	if _, err := os.Stat(uri); err != nil {
+		return fmt.Errorf("METADATA_URI %q: %w", uri, err)
+	}
+	return nil
 }
 
 // newSink returns the BigQuery sink when BQ_TABLE is set, else JSON lines

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -32,9 +33,12 @@ func runner(env ...string) *exec.Cmd {
 }
 
 func TestBadConfigurationExitsNonZero(t *testing.T) {
-	out, err := runner("METADATA_TTL=soon", "LOCAL_ONLY=true", "PORT=0").CombinedOutput()
-	if _, ok := err.(*exec.ExitError); !ok || !strings.Contains(string(out), "METADATA_TTL") {
-		t.Errorf("runner with METADATA_TTL=soon: err %v, output %q; want a non-zero exit naming METADATA_TTL", err, out)
+	for _, setting := range []string{"METADATA_TTL=soon", "METADATA_URI=" + filepath.Join(t.TempDir(), "missing.csv")} {
+		name, _, _ := strings.Cut(setting, "=")
+		out, err := runner(setting, "LOCAL_ONLY=true", "PORT=0").CombinedOutput()
+		if _, ok := err.(*exec.ExitError); !ok || !strings.Contains(string(out), name) {
+			t.Errorf("runner with %s: err %v, output %q; want a non-zero exit naming %s", setting, err, out, name)
+		}
 	}
 }
 

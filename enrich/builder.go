@@ -1,5 +1,7 @@
 package enrich
 
+import "strings"
+
 // role is what a metadata column means to a row.
 type role uint8
 
@@ -162,8 +164,9 @@ func (b *builder) commit() {
 		last++
 	}
 	num := last*chunkLen + len(b.recs[last])
+	b.trimID()
 	tenant := roleTenant
-	if b.spans[roleTenant].off == unset {
+	if b.empty(roleTenant) {
 		tenant = roleTenantName
 	}
 	r := rec{block: uint32(len(b.blocks) - 1), start: uint32(b.start), size: uint32(len(b.buf) - b.start)}
@@ -187,6 +190,40 @@ func (b *builder) commit() {
 		b.text[role] = ""
 	}
 	b.recs[last] = append(b.recs[last], r)
+}
+
+// trimID drops the spaces around the record's id, so that a hand-edited
+// "vr-1 " finds the events of vr-1; the metadata keeps the id as written.
+// An id in the arena is JSON string content that needed no escape, so its
+// only spaces are ' '.
+func (b *builder) trimID() {
+	sp := &b.spans[roleID]
+	switch sp.off {
+	case unset:
+	case inText:
+		b.text[roleID] = strings.Trim(b.text[roleID], " \t\r\n")
+	default:
+		for sp.n > 0 && b.buf[sp.off] == ' ' {
+			sp.off++
+			sp.n--
+		}
+		for sp.n > 0 && b.buf[sp.off+sp.n-1] == ' ' {
+			sp.n--
+		}
+	}
+}
+
+// empty reports whether field r of the record being built is absent or
+// the empty string.
+func (b *builder) empty(r role) bool {
+	switch sp := b.spans[r]; sp.off {
+	case unset:
+		return true
+	case inText:
+		return b.text[r] == ""
+	default:
+		return sp.n == 0
+	}
 }
 
 // finish returns the table of the parsed devices: the recs, the arena and

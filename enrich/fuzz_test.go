@@ -215,18 +215,26 @@ func checkDevice(t *testing.T, dev *Device, format Format) {
 		t.Fatalf("device %q: blank id stored", dev.ID)
 	}
 	if format == FormatCSV {
-		// The first column is the id, whatever its name: it has no other role.
-		delete(cols, firstKey(t, dev.Metadata))
+		// The id is the first column named device_id, or else the first
+		// column, whatever its name; it has no other role.
+		key := csvIDKey(t, dev.Metadata)
+		if got := trimID(text(cols[key])); got != dev.ID {
+			t.Fatalf("device %q: Metadata %s has %q in its id column %q", dev.ID, dev.Metadata, got, key)
+		}
+		delete(cols, key)
 	}
 	byRole := make(map[role][]string)
 	for k, v := range cols {
 		byRole[roleOf(k)] = append(byRole[roleOf(k)], text(v))
 	}
+	if ids := byRole[roleID]; format != FormatCSV && len(ids) == 1 {
+		ids[0] = trimID(ids[0])
+	}
 	fields := map[role]string{roleAssetTag: dev.AssetTag, roleLocationID: dev.LocationID}
 	if format != FormatCSV {
-		fields[roleID] = dev.ID // in CSV, the id is the first column, whatever its name
+		fields[roleID] = dev.ID // in CSV, checked above
 	}
-	if len(byRole[roleTenant]) == 0 {
+	if t := byRole[roleTenant]; len(t) == 0 || len(t) == 1 && t[0] == "" {
 		fields[roleTenantName] = dev.TenantName
 	} else {
 		fields[roleTenant] = dev.TenantName
@@ -238,20 +246,37 @@ func checkDevice(t *testing.T, dev *Device, format Format) {
 	}
 }
 
-// firstKey returns the first key of the JSON object obj.
-func firstKey(t *testing.T, obj []byte) string {
+// csvIDKey returns the key of a CSV device's id column in its metadata,
+// obj: the first key named device_id (ASCII case ignored), else the first
+// key. Every value of a CSV device is a string.
+func csvIDKey(t *testing.T, obj []byte) string {
 	t.Helper()
 	dec := json.NewDecoder(bytes.NewReader(obj))
 	if _, err := dec.Token(); err != nil { // {
 		t.Fatalf("Metadata %q: %v", obj, err)
 	}
-	key, err := dec.Token()
-	if err != nil {
-		t.Fatalf("Metadata %q: %v", obj, err)
+	var first string
+	for i := 0; dec.More(); i++ {
+		key, err := dec.Token()
+		if err != nil {
+			t.Fatalf("Metadata %q: %v", obj, err)
+		}
+		k, _ := key.(string)
+		if i == 0 {
+			first = k
+		}
+		if roleOf(k) == roleID {
+			return k
+		}
+		if _, err := dec.Token(); err != nil { // the string value
+			t.Fatalf("Metadata %q: %v", obj, err)
+		}
 	}
-	k, _ := key.(string)
-	return k
+	return first
 }
+
+// trimID is an id without the spaces the parser drops around it.
+func trimID(id string) string { return strings.Trim(id, " \t\r\n") }
 
 // text returns a JSON string's contents or a number's literal, else "".
 func text(v json.RawMessage) string {

@@ -57,23 +57,28 @@ const bufSize = 64 << 10
 // whose first object does not look keyed by id is read as NDJSON, as
 // BigQuery exports name theirs .json.
 //
-//   - CSV: a header, whose first column is the device id whatever it is
-//     called, then one device per record. asset_tag, location_id and
-//     device_location_tenant_name (or tenant_name) fill the Device's
-//     fields, matched case-insensitively.
+//   - CSV: a header, then one device per record. The column named
+//     device_id is the id, or the first column, whatever it is called, if
+//     none is. asset_tag, location_id and device_location_tenant_name (or
+//     tenant_name, when that is absent or empty) fill the Device's fields.
+//     Names are matched case-insensitively; columns with no name (a
+//     spreadsheet's stray empty columns) are left out of the metadata.
 //   - JSON: an object keyed by device id whose values are objects, or an
 //     array of objects carrying "device_id".
 //   - NDJSON: objects carrying "device_id", one per line (any whitespace
 //     between them is accepted).
 //
-// In JSON and NDJSON, ids and fields may be strings or numbers. Records
-// with an empty or blank id are skipped, and duplicate ids resolve to the
+// In JSON and NDJSON, ids and fields may be strings or numbers. Ids are
+// trimmed of the spaces around them (the metadata keeps them as written),
+// so "vr-1 " is found by an event of vr-1; events' ids are matched
+// exactly. Records with an empty or blank id are skipped, and duplicate ids resolve to the
 // last record; ParseStats counts both. A file with no devices is not an
 // error here. A malformed or truncated file is: a CSV record with the
 // wrong number of fields, JSON that ends early, bad gzip.
 //
-// Without a name or content type that says NDJSON, a file of objects whose
-// first member is an object not called device_id reads as keyed JSON.
+// Without a name or content type that says NDJSON, a file whose first
+// object has only objects for values, as far as the first 64 KiB show, and
+// is not followed by another object, reads as keyed JSON.
 //
 // The file is streamed: memory is the table plus small buffers and, while
 // its index is built, 16 bytes per device (BenchmarkParseMetadata reports
@@ -140,25 +145,46 @@ func detect(br *bufio.Reader, hinted Format) Format {
 }
 
 // sniffObject tells a JSON object keyed by device id from NDJSON by the
-// first member of p, the start of the file's first object: keyed JSON has
-// an object as its first value, NDJSON has a device_id key or a value that
-// is not an object.
+// members of p, the start of the file's first object, as far as p goes.
+// An NDJSON record has a device_id key, not always first (a BigQuery
+// export whose first column is a STRUCT starts with an object value), and
+// is followed by another record; keyed JSON is one object whose values
+// are objects. A first object too long for p is NDJSON if it has a value
+// that is not an object.
 func sniffObject(p []byte) Format {
-	i := skipSpace(p, 1)
-	if i >= len(p) || p[i] != '"' {
-		return FormatJSON // {} or too long to tell
-	}
-	end := stringEnd(p, i)
-	if end >= len(p) {
-		return FormatJSON
-	}
-	if roleOf(p[i+1:end-1]) == roleID {
-		return FormatNDJSON
-	}
-	if j := skipSpace(p, end); j < len(p) && p[j] == ':' {
-		if j = skipSpace(p, j+1); j < len(p) && p[j] != '{' {
+	tooLong := FormatJSON // NDJSON once a value is not an object
+	for i := skipSpace(p, 1); i < len(p) && p[i] == '"'; {
+		end := stringEnd(p, i)
+		if end >= len(p) {
+			return tooLong
+		}
+		if roleOf(p[i+1:end-1]) == roleID {
 			return FormatNDJSON
 		}
+		j := skipSpace(p, end)
+		if j >= len(p) || p[j] != ':' {
+			return FormatJSON // malformed: the parser says how
+		}
+		if j = skipSpace(p, j+1); j < len(p) && p[j] != '{' {
+			tooLong = FormatNDJSON
+		}
+		if j >= len(p) {
+			return tooLong
+		}
+		if j = skipSpace(p, valueEnd(p, j)); j >= len(p) {
+			return tooLong
+		}
+		switch p[j] {
+		case ',':
+			i = skipSpace(p, j+1)
+		case '}':
+			if k := skipSpace(p, j+1); k < len(p) && p[k] == '{' {
+				return FormatNDJSON
+			}
+			return FormatJSON
+		default:
+			return FormatJSON
+		}
 	}
-	return FormatJSON
+	return tooLong // {}, or a key too long to tell
 }

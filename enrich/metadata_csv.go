@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"unicode/utf8"
 	"unsafe"
@@ -15,31 +16,44 @@ import (
 // csvColumns is what a CSV header says about each column.
 type csvColumns struct {
 	// prefixes hold what precedes each column's value in a device's
-	// metadata: `{"name":"` for the first, `","name":"` for the others.
+	// metadata: `{"name":"` for the first, `","name":"` for the others,
+	// nil for a column left out (no name).
 	prefixes [][]byte
 	roles    []role
+	id       int // the device id's column
 }
 
-// newCSVColumns reads a header. The first column is the device id, whatever
-// it is called; names are trimmed and must be unique.
+// newCSVColumns reads a header. The device id is the column named
+// device_id, or the first column, whatever it is called, if none is.
+// Names are trimmed and must be unique; other columns with no name (a
+// spreadsheet's stray empty columns) are left out.
 func newCSVColumns(header []string) (csvColumns, error) {
 	c := csvColumns{prefixes: make([][]byte, len(header)), roles: make([]role, len(header))}
-	seen := make(map[string]bool, len(header))
+	names := make([]string, len(header))
 	for i, name := range header {
-		name = strings.TrimSpace(name)
+		names[i] = strings.TrimSpace(name)
+	}
+	c.id = max(slices.IndexFunc(names, func(n string) bool { return roleOf(n) == roleID }), 0)
+	seen := make(map[string]bool, len(header))
+	open := false // the metadata object's brace is written
+	for i, name := range names {
+		if name == "" && i != c.id {
+			continue
+		}
 		if seen[name] {
 			return c, fmt.Errorf("header: duplicate column %q", name)
 		}
 		seen[name] = true
 		var p []byte
-		if i == 0 {
+		if !open {
 			p = append(p, '{')
+			open = true
 		} else {
 			p = append(p, `",`...)
 		}
 		p, _ = appendString(p, name)
 		c.prefixes[i] = append(p, ':', '"')
-		if r := roleOf(name); i == 0 {
+		if r := roleOf(name); i == c.id {
 			c.roles[i] = roleID
 		} else if r != roleID {
 			c.roles[i] = r
@@ -76,7 +90,7 @@ func parseCSV(r *bufio.Reader, b *builder) error {
 			return err
 		}
 		b.stats.Rows++
-		if len(bytes.TrimSpace(rec[0])) == 0 {
+		if len(bytes.TrimSpace(rec[cols.id])) == 0 {
 			b.stats.Blank++
 			continue
 		}
@@ -89,6 +103,9 @@ func (b *builder) addCSV(cols csvColumns, rec [][]byte) {
 	b.begin()
 	buf := b.buf // see member
 	for i, field := range rec {
+		if cols.prefixes[i] == nil {
+			continue
+		}
 		// v lives no longer than this iteration, and field is not
 		// written meanwhile: the reader reuses its buffer on the next
 		// read only.

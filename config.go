@@ -69,6 +69,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 			c.bqProject, c.bqDataset, c.bqTable = parts[0], parts[1], parts[2]
 		}
 	}
+	if strings.ContainsAny(c.bqErrorTable, ".:/") {
+		p.fail("BQ_ERROR_TABLE", fmt.Sprintf("%q is not a table id: the error-records table is in BQ_TABLE's dataset, so give its id only, such as events_errors", c.bqErrorTable))
+	}
 	if c.project == "" {
 		c.project = c.bqProject
 	}

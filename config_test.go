@@ -81,6 +81,8 @@ func TestLoadConfigErrorsNameTheVariable(t *testing.T) {
 		{"MAX_REQUEST_BYTES", "0", "not a positive integer"},
 		{"BQ_TABLE", "dataset.table", "not project.dataset.table"},
 		{"BQ_TABLE", "p..t", "not project.dataset.table"},
+		{"BQ_ERROR_TABLE", "p.d.errors", "not a table id"},
+		{"BQ_ERROR_TABLE", "d:errors", "not a table id"},
 		{"BQ_BATCH_MAX_ROWS", "-3", "not a positive integer"},
 		{"BQ_BATCH_MAX_DELAY", "5", "not a positive duration"},
 		{"BQ_WRITE_TIMEOUT", "forever", "not a positive duration"},

@@ -31,8 +31,9 @@ type config struct {
 	bqEmulatorHost                string // BIGQUERY_EMULATOR_HOST: REST, no auth
 	bqStorageEmulatorHost         string // BIGQUERY_STORAGE_EMULATOR_HOST: gRPC, no auth, no TLS
 
-	logLevel slog.Level
-	project  string // for trace ids in logs: GOOGLE_CLOUD_PROJECT, else BQ_TABLE's project
+	logLevel   slog.Level
+	project    string // for trace ids in logs: GOOGLE_CLOUD_PROJECT, else BQ_TABLE's project
+	onCloudRun bool   // K_SERVICE is set: SIGTERM drains the requests in flight
 }
 
 // loadConfig reads the configuration through getenv (os.Getenv outside
@@ -57,6 +58,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		bqStorageEmulatorHost: p.str("BIGQUERY_STORAGE_EMULATOR_HOST", ""),
 		logLevel:              p.level("LOG_LEVEL", slog.LevelInfo),
 		project:               p.str("GOOGLE_CLOUD_PROJECT", ""),
+		onCloudRun:            p.str("K_SERVICE", "") != "",
 	}
 	if c.metadataURI == "" {
 		p.fail("METADATA_URI", "is required: gs://bucket/object or a local path")

@@ -60,6 +60,9 @@ func instance() (*function, error) {
 		built.err, built.at = err, time.Now()
 		return nil, err
 	}
+	if cfg.onCloudRun {
+		drainOnSIGTERM(f.log)
+	}
 	built.fn.Store(f)
 	return f, nil
 }
@@ -89,6 +92,8 @@ func Setup() error {
 
 // enrichEvent is the registered entry point.
 func enrichEvent(w http.ResponseWriter, r *http.Request) {
+	inFlight.Add(1)
+	defer inFlight.Add(-1)
 	f, err := instance()
 	if err != nil {
 		newLogger(os.Stderr, slog.LevelInfo).Error("EnrichEvent cannot start", "error", err)

@@ -5,13 +5,18 @@ import (
 	"bytes"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/devicestream/enrichevent/internal/bqfake"
+	"github.com/devicestream/enrichevent/sink"
 )
 
 // TestMain lets the tests run this binary as the local runner: with
@@ -111,4 +116,104 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// TestSIGTERMAnswersRequestsInFlight: on Cloud Run (K_SERVICE set) SIGTERM
+// lets the requests in flight finish before the process exits. The request
+// here waits for its BigQuery append, which the fake holds until after the
+// signal.
+func TestSIGTERMAnswersRequestsInFlight(t *testing.T) {
+	bq, err := bqfake.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bq.Close()
+	for table, schema := range map[string]func() (*sink.TableSchema, error){"events": sink.RowsSchema, "events_error_records": sink.ErrorRecordsSchema} {
+		s, err := schema()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := bq.AddTableJSON("p", "d", table, s.JSON); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_, port, _ := net.SplitHostPort(addr)
+	ln.Close()
+	cmd := runner("PORT="+port, "LOCAL_ONLY=true", "K_SERVICE=enrich-event", "BQ_TABLE=p.d.events",
+		"BIGQUERY_EMULATOR_HOST="+bq.RESTEndpoint(), "BIGQUERY_STORAGE_EMULATOR_HOST="+bq.GRPCAddr())
+	var stderr syncBuffer
+	cmd.Stdout, cmd.Stderr = io.Discard, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var waitErr error
+	exited := make(chan struct{}) // closed once waitErr is set
+	go func() {
+		waitErr = cmd.Wait()
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+	})
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the runner is not listening after 10 s; stderr %q", stderr.String())
+		}
+	}
+
+	release := bq.Hold()
+	defer release()
+	answered := make(chan int, 1)
+	go func() {
+		body := `{"message":{"data":"eyJkZXZpY2VfaWQiOiJ2ci0wMDAxIn0=","messageId":"sigterm-1"}}`
+		resp, err := http.Post("http://"+addr+"/", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Errorf("POST: %v", err)
+			answered <- 0
+			return
+		}
+		resp.Body.Close()
+		answered <- resp.StatusCode
+	}()
+	for deadline := time.Now().Add(10 * time.Second); bq.Appends() == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no append reached the fake in 10 s; stderr %q", stderr.String())
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-exited:
+		t.Fatalf("the runner exited on SIGTERM with a request in flight: %v; stderr %q", waitErr, stderr.String())
+	case <-time.After(300 * time.Millisecond):
+	}
+	release()
+	if code := <-answered; code != http.StatusNoContent {
+		t.Errorf("the request in flight at SIGTERM was answered %d, want 204", code)
+	}
+	select {
+	case <-exited:
+		if waitErr != nil {
+			t.Errorf("the runner exited with %v after draining, want status 0", waitErr)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the runner still running 15 s after SIGTERM")
+	}
+	if n := len(bq.Rows("p", "d", "events")); n != 1 {
+		t.Errorf("the fake holds %d rows, want the 1 of the request", n)
+	}
+	if !strings.Contains(stderr.String(), "stopping on SIGTERM") {
+		t.Errorf("stderr %q lacks the stopping line", stderr.String())
+	}
 }

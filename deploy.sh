@@ -550,10 +550,13 @@ COMMON_FLAGS=(
 if [[ $TARGET == function ]]; then
 	ingress=internal-only
 	[[ $INGRESS == all ]] && ingress=all
+	# --serve-all-traffic-latest-revision: after a rollback that pinned the
+	# traffic to an older revision (see README), a rerun serves the new one.
 	run gcloud functions deploy "$NAME" --gen2 --runtime=go126 \
 		--entry-point=EnrichEvent --trigger-topic="$TOPIC" --retry \
 		--trigger-service-account="$INVOKER_EMAIL" --timeout="${TIMEOUT}s" \
 		--ingress-settings="$ingress" --no-allow-unauthenticated \
+		--serve-all-traffic-latest-revision \
 		"${COMMON_FLAGS[@]}" --format=none --quiet
 	fields=$(read_value "$NAME	TRIGGER" gcloud functions describe "$NAME" --gen2 \
 		--project="$PROJECT" --region="$REGION" \
@@ -586,9 +589,17 @@ else
 		--no-allow-unauthenticated --ingress="$ingress" --timeout="${TIMEOUT}s" \
 		"${COMMON_FLAGS[@]}" --quiet
 	service=$NAME
-	url=$(read_value https://SERVICE_URL gcloud run services describe "$NAME" \
-		--project="$PROJECT" --region="$REGION" --format='value(status.url)')
+	fields=$(read_value "https://SERVICE_URL	True	100" gcloud run services describe "$NAME" \
+		--project="$PROJECT" --region="$REGION" \
+		--format='value(status.url,spec.traffic[0].latestRevision,spec.traffic[0].percent)')
+	IFS=$'\t' read -r url latest percent <<<"$fields"
 	[[ -n $url ]] || die "service $NAME has no URL"
+	# After a rollback that pinned the traffic to an older revision (see
+	# README), a rerun sends it back to the revision just deployed.
+	if [[ $latest != True || $percent != 100 ]]; then
+		run gcloud run services update-traffic "$NAME" --to-latest \
+			--project="$PROJECT" --region="$REGION" --format=none --quiet
+	fi
 	grant "$invoker_new" roles/run.invoker "serviceAccount:$INVOKER_EMAIL" \
 		"gcloud run services" "$NAME" --project="$PROJECT" --region="$REGION"
 	subscription=$SUBSCRIPTION
@@ -606,9 +617,10 @@ else
 		run gcloud pubsub subscriptions create "$subscription" --project="$PROJECT" \
 			--topic="$TOPIC" "${push_flags[@]}" --format=none --quiet
 	else
-		want="projects/$PROJECT/topics/$TOPIC	$endpoint	$INVOKER_EMAIL	$url	$ACK_DEADLINE	projects/$PROJECT/topics/$DEAD_LETTER_TOPIC	$MAX_DELIVERY_ATTEMPTS"
+		# An empty expirationPolicy.ttl is "never expires".
+		want="projects/$PROJECT/topics/$TOPIC	$endpoint	$INVOKER_EMAIL	$url	$ACK_DEADLINE	projects/$PROJECT/topics/$DEAD_LETTER_TOPIC	$MAX_DELIVERY_ATTEMPTS	10s	600s	"
 		have=$(gcloud pubsub subscriptions describe "$subscription" --project="$PROJECT" \
-			--format='value(topic,pushConfig.pushEndpoint,pushConfig.oidcToken.serviceAccountEmail,pushConfig.oidcToken.audience,ackDeadlineSeconds,deadLetterPolicy.deadLetterTopic,deadLetterPolicy.maxDeliveryAttempts)')
+			--format='value(topic,pushConfig.pushEndpoint,pushConfig.oidcToken.serviceAccountEmail,pushConfig.oidcToken.audience,ackDeadlineSeconds,deadLetterPolicy.deadLetterTopic,deadLetterPolicy.maxDeliveryAttempts,retryPolicy.minimumBackoff,retryPolicy.maximumBackoff,expirationPolicy.ttl)')
 		if [[ $have == "$want" ]]; then
 			note "push subscription $subscription: present"
 		elif [[ ${have%%	*} != "projects/$PROJECT/topics/$TOPIC" ]]; then

@@ -102,6 +102,50 @@ func TestDeploy(t *testing.T) {
 	}
 }
 
+// TestDeployRepairsDrift: a rerun puts back what was changed by hand since
+// the last run: the traffic pinned to an older revision (README's quick
+// rollback) goes to the new revision, and a push subscription whose retry
+// and expiration policies were reset gets them back.
+func TestDeployRepairsDrift(t *testing.T) {
+	requireCLIs(t)
+	if testing.Short() {
+		t.Skip("-short: two deploy.sh runs")
+	}
+	s := NewServer(project, projectNumber, bigQueryDiscovery(t))
+	defer s.Close()
+	env := cliEnv(t, s)
+	args := []string{"--project=" + project, "--target=run"}
+	if _, stderr, err := runDeploy(t, env, args...); err != nil {
+		t.Fatalf("first deploy.sh run: %v\nstderr:\n%s", err, stderr)
+	}
+	const svcKey = "run:projects/proj-1/locations/us-central1/services/enrich-event"
+	const subKey = "pubsub:projects/proj-1/subscriptions/enrich-event-push"
+	svc := s.Resource(svcKey)
+	pinned := []any{map[string]any{"revisionName": "enrich-event-00001-abc", "percent": 100}}
+	svc["spec"].(map[string]any)["traffic"] = pinned
+	svc["status"].(map[string]any)["traffic"] = pinned
+	s.Put(svcKey, svc)
+	sub := s.Resource(subKey)
+	delete(sub, "retryPolicy")
+	sub["expirationPolicy"] = map[string]any{"ttl": "2678400s"}
+	s.Put(subKey, sub)
+
+	first := len(s.Requests())
+	if _, stderr, err := runDeploy(t, env, args...); err != nil {
+		t.Fatalf("second deploy.sh run: %v\nstderr:\n%s\nrequests:\n%s", err, stderr, failed(s.Requests()[first:]))
+	}
+	if got := field(s.Resource(svcKey), "spec", "traffic"); got != `[{"latestRevision":true,"percent":100}]` {
+		t.Errorf("service traffic after the rerun = %s, want all on the latest revision", got)
+	}
+	sub = s.Resource(subKey)
+	if got, want := field(sub, "retryPolicy"), `{"maximumBackoff":"600s","minimumBackoff":"10s"}`; got != want {
+		t.Errorf("push subscription retryPolicy after the rerun = %s, want %s", got, want)
+	}
+	if got := field(sub, "expirationPolicy"); got != "{}" {
+		t.Errorf("push subscription expirationPolicy after the rerun = %s, want {} (never)", got)
+	}
+}
+
 // checkFunction checks the Cloud Run function and its trigger subscription,
 // and returns that subscription's name.
 func checkFunction(t *testing.T, s *Server, reqs []Request) string {
@@ -125,6 +169,7 @@ func checkFunction(t *testing.T, s *Server, reqs []Request) string {
 		{[]string{"serviceConfig", "maxInstanceCount"}, "10"},
 		{[]string{"serviceConfig", "timeoutSeconds"}, "60"},
 		{[]string{"serviceConfig", "ingressSettings"}, "ALLOW_INTERNAL_ONLY"},
+		{[]string{"serviceConfig", "allTrafficOnLatestRevision"}, "true"},
 		{[]string{"eventTrigger", "pubsubTopic"}, "projects/proj-1/topics/device-events"},
 		{[]string{"eventTrigger", "retryPolicy"}, "RETRY_POLICY_RETRY"},
 		{[]string{"eventTrigger", "serviceAccountEmail"}, invokerEmail},

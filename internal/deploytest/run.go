@@ -79,6 +79,26 @@ func (s *Server) readyService(svc map[string]any, project, region, name string, 
 	ready := func(t string) map[string]any {
 		return map[string]any{"type": t, "status": "True", "lastTransitionTime": "2026-11-24T08:00:00Z"}
 	}
+	// Cloud Run defaults the traffic to the latest revision, and reports
+	// each target with its revision.
+	spec, _ := svc["spec"].(map[string]any)
+	if spec == nil {
+		spec = map[string]any{}
+		svc["spec"] = spec
+	}
+	targets, _ := spec["traffic"].([]any)
+	if len(targets) == 0 {
+		targets = []any{map[string]any{"latestRevision": true, "percent": 100}}
+		spec["traffic"] = targets
+	}
+	var traffic []any
+	for _, t := range targets {
+		target := clone(t.(map[string]any))
+		if latest, _ := target["latestRevision"].(bool); latest {
+			target["revisionName"] = revision
+		}
+		traffic = append(traffic, target)
+	}
 	svc["status"] = map[string]any{
 		"observedGeneration":        generation,
 		"conditions":                []any{ready("Ready"), ready("ConfigurationsReady"), ready("RoutesReady")},
@@ -86,7 +106,7 @@ func (s *Server) readyService(svc map[string]any, project, region, name string, 
 		"latestCreatedRevisionName": revision,
 		"url":                       url,
 		"address":                   map[string]any{"url": url},
-		"traffic":                   []any{map[string]any{"revisionName": revision, "percent": 100, "latestRevision": true}},
+		"traffic":                   traffic,
 	}
 }
 

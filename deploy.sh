@@ -166,13 +166,13 @@ grant() {
 		${extra[@]+"${extra[@]}"} --format=none --quiet
 }
 
-# grant_dataset NEW ROLE MEMBER: grant for the BigQuery dataset (bq prints the
-# policy as compact JSON: one {...} per binding).
-grant_dataset() {
-	local new=$1 role=$2 member=$3 ref="$PROJECT:$DATASET"
+# grant_table NEW ROLE MEMBER TABLE: grant for a BigQuery table of the
+# dataset (bq prints the policy as compact JSON: one {...} per binding).
+grant_table() {
+	local new=$1 role=$2 member=$3 ref="$PROJECT:$DATASET.$4"
 	if [[ $new != 1 ]]; then
 		local policy
-		if policy=$(lookup bq --format=json get-iam-policy --dataset "$ref"); then
+		if policy=$(lookup bq --format=json get-iam-policy "$ref"); then
 			if grep -o '{[^{}]*}' <<<"$policy" | grep -F "\"role\":\"$role\"" | grep -qF "\"$member\""; then
 				note "$role for $member on $ref: present"
 				return 0
@@ -181,7 +181,7 @@ grant_dataset() {
 			(($? == 3)) || exit
 		fi
 	fi
-	run bq --format=none add-iam-policy-binding --dataset --member="$member" --role="$role" "$ref"
+	run bq --format=none add-iam-policy-binding --member="$member" --role="$role" "$ref"
 }
 
 # md5_base64 FILE: the MD5 of FILE in base64, as Cloud Storage reports it
@@ -504,25 +504,27 @@ grant "$(missing "$topics" "$DEAD_LETTER_TOPIC")" roles/pubsub.publisher "$PUBSU
 
 # One listing answers for the dataset and all its tables (bq prints nothing
 # for an empty dataset and fails with "Not found" for a missing one).
-dataset_new=0
 if tables=$(lookup bq --format=json ls --max_results=10000 "$PROJECT:$DATASET"); then
 	note "dataset $PROJECT:$DATASET: present"
 else
 	(($? == 3)) || exit
-	dataset_new=1
 	run bq --format=none mk --dataset --location="$BQ_LOCATION" \
 		--description="EnrichEvent output" "$PROJECT:$DATASET"
 fi
 has_table() {
 	grep -qF "\"tableId\":\"$1\"" <<<"$tables" && note "table $PROJECT:$DATASET.$1: present"
 }
-has_table "$TABLE" ||
+table_new=0
+has_table "$TABLE" || table_new=1
+((table_new == 0)) ||
 	run bq --format=none mk --table --schema="$SOURCE/sink/schema/rows.json" \
 		--time_partitioning_type=DAY --time_partitioning_field=event_time \
 		--clustering_fields=device_id \
 		--description="Enriched device events, at least once: query $VIEW" \
 		"$PROJECT:$DATASET.$TABLE"
-has_table "$ERROR_TABLE" ||
+error_table_new=0
+has_table "$ERROR_TABLE" || error_table_new=1
+((error_table_new == 0)) ||
 	run bq --format=none mk --table --schema="$SOURCE/sink/schema/error_records.json" \
 		--time_partitioning_type=DAY --time_partitioning_field=timestamp \
 		--description="Events EnrichEvent could not process" \
@@ -535,7 +537,10 @@ has_table "$VIEW" ||
 	run bq --format=none mk --use_legacy_sql=false \
 		--description="One row per Pub/Sub message_id (the first ingested)" \
 		--view="$VIEW_SQL" "$PROJECT:$DATASET.$VIEW"
-grant_dataset $((dataset_new | runtime_new)) roles/bigquery.dataEditor "serviceAccount:$RUNTIME_EMAIL"
+# The function appends to its two tables and looks them up: dataEditor on
+# those tables only, not on the dataset (its view and any later table).
+grant_table $((table_new | runtime_new)) roles/bigquery.dataEditor "serviceAccount:$RUNTIME_EMAIL" "$TABLE"
+grant_table $((error_table_new | runtime_new)) roles/bigquery.dataEditor "serviceAccount:$RUNTIME_EMAIL" "$ERROR_TABLE"
 
 # ---------------------------------------------------------------- 6. deploy
 

@@ -104,7 +104,8 @@ func checkResources(t *testing.T, reqs []Request, existing map[string]map[string
 func checkBindings(t *testing.T, reqs []Request, subscription string) {
 	want := uniqueBindings([]binding{
 		{"storage:/storage/v1/b/proj-1-device-metadata", "roles/storage.objectViewer", "serviceAccount:" + runtimeEmail},
-		{"bigquery:/bigquery/v2/projects/proj-1/datasets/device_events", "roles/bigquery.dataEditor", "serviceAccount:" + runtimeEmail},
+		{"bigquery:/bigquery/v2/projects/proj-1/datasets/device_events/tables/events", "roles/bigquery.dataEditor", "serviceAccount:" + runtimeEmail},
+		{"bigquery:/bigquery/v2/projects/proj-1/datasets/device_events/tables/events_error_records", "roles/bigquery.dataEditor", "serviceAccount:" + runtimeEmail},
 		{"run:/v1/projects/proj-1/locations/us-central1/services/enrich-event", "roles/run.invoker", "serviceAccount:" + invokerEmail},
 		{"pubsub:/v1/" + dlqTopic, "roles/pubsub.publisher", pubsubAgent},
 		{"pubsub:/v1/" + subscription, "roles/pubsub.subscriber", pubsubAgent},

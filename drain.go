@@ -16,7 +16,9 @@ import (
 // comes back as a duplicate. On Cloud Run (K_SERVICE set), SIGTERM instead
 // stops the process once no request is in flight, or after drainTimeout.
 
-// inFlight counts the requests being handled.
+// inFlight counts the requests being handled, only where SIGTERM drains
+// them: on a machine with several CPUs a shared counter costs every
+// request a contended cache line.
 var inFlight atomic.Int64
 
 // drainTimeout bounds the wait for the requests in flight: short of

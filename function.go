@@ -61,6 +61,7 @@ func instance() (*function, error) {
 		return nil, err
 	}
 	if cfg.onCloudRun {
+		f.drains = true
 		drainOnSIGTERM(f.log)
 	}
 	built.fn.Store(f)
@@ -92,13 +93,15 @@ func Setup() error {
 
 // enrichEvent is the registered entry point.
 func enrichEvent(w http.ResponseWriter, r *http.Request) {
-	inFlight.Add(1)
-	defer inFlight.Add(-1)
 	f, err := instance()
 	if err != nil {
 		newLogger(os.Stderr, slog.LevelInfo).Error("EnrichEvent cannot start", "error", err)
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
+	}
+	if f.drains {
+		inFlight.Add(1)
+		defer inFlight.Add(-1)
 	}
 	f.ServeHTTP(w, r)
 }

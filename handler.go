@@ -23,6 +23,7 @@ type function struct {
 	meta    *cache.Cache[*enrich.Devices]
 	sink    sink.Sink
 	now     func() time.Time
+	drains  bool // SIGTERM waits for the requests in flight: count them (drain.go)
 }
 
 // ServeHTTP handles one delivery. The answer tells Pub/Sub what to do:

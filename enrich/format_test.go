@@ -24,6 +24,7 @@ func TestParseMetadataMalformed(t *testing.T) {
 		{"CSV, unterminated quote", FormatHint{}, strings.NewReader("device_id,asset_tag\nvr-1,\"AT-1\n"), nil},
 		{"CSV, bare quote", FormatHint{}, strings.NewReader("device_id,asset_tag\nvr-1,A\"T\n"), nil},
 		{"CSV, duplicate column", FormatHint{}, strings.NewReader("device_id,tag, tag\n"), nil},
+		{"CSV, columns the same once invalid UTF-8 is replaced", FormatHint{}, strings.NewReader("\xff,,\xce\n0,,\n"), nil},
 		{"CSV, read error", FormatHint{}, io.MultiReader(strings.NewReader("device_id\nvr-1\n"), iotest.ErrReader(errRead)), errRead},
 		{"JSON, truncated object", FormatHint{}, strings.NewReader(`{"vr-1":{"asset_tag":"AT-1"},"vr-2":{"asset`), nil},
 		{"JSON, truncated after a member", FormatHint{}, strings.NewReader(`{"vr-1":{"asset_tag":"AT-1"}`), nil},

@@ -40,10 +40,13 @@ func newCSVColumns(header []string) (csvColumns, error) {
 		if name == "" && i != c.id {
 			continue
 		}
-		if seen[name] {
+		// Names are unique as the metadata writes them: invalid UTF-8
+		// becomes U+FFFD there, so "\xff" and "\xfe" are the same name.
+		key := strings.ToValidUTF8(name, "\uFFFD")
+		if seen[key] {
 			return c, fmt.Errorf("header: duplicate column %q", name)
 		}
-		seen[name] = true
+		seen[key] = true
 		var p []byte
 		if !open {
 			p = append(p, '{')

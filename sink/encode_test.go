@@ -77,9 +77,9 @@ func TestEncodeRowMatchesDynamicpb(t *testing.T) {
 	}
 }
 
-// TestEncodeErrorRecordCutsText: a cut payloadString ends at a character
-// boundary, and payloadBytes keeps the whole payload.
-func TestEncodeErrorRecordCutsText(t *testing.T) {
+// newTestErrorEncoder returns the error-records schema and its encoder.
+func newTestErrorEncoder(t *testing.T) (*TableSchema, *errorEncoder) {
+	t.Helper()
 	schema, err := ErrorRecordsSchema()
 	if err != nil {
 		t.Fatal(err)
@@ -88,6 +88,13 @@ func TestEncodeErrorRecordCutsText(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return schema, enc
+}
+
+// TestEncodeErrorRecordCutsText: a cut payloadString ends at a character
+// boundary, and payloadBytes keeps the whole payload.
+func TestEncodeErrorRecordCutsText(t *testing.T) {
+	schema, enc := newTestErrorEncoder(t)
 	rec := enrich.ErrorRecord{Timestamp: time.Unix(5, 0), Payload: []byte("aé\xffz"), Reason: enrich.ReasonInvalidJSON}
 	for _, tc := range []struct {
 		max  int
@@ -117,14 +124,7 @@ func TestEncodeErrorRecordCutsText(t *testing.T) {
 }
 
 func TestEncodeErrorRecord(t *testing.T) {
-	schema, err := ErrorRecordsSchema()
-	if err != nil {
-		t.Fatal(err)
-	}
-	enc, err := newErrorEncoder(schema.Message)
-	if err != nil {
-		t.Fatal(err)
-	}
+	schema, enc := newTestErrorEncoder(t)
 	rec := enrich.ErrorRecord{
 		Timestamp: time.Unix(5, 0), Payload: []byte("x\xff"), Attributes: map[string]string{"z": "1", "a": "\xfe"},
 		MessageID: "m", Reason: enrich.ReasonBadBase64, ErrorMessage: "boom",

@@ -26,13 +26,11 @@ func (s *Server) restHandler() http.Handler {
 
 func (s *Server) getTable(w http.ResponseWriter, r *http.Request) {
 	p, d, id := r.PathValue("project"), r.PathValue("dataset"), r.PathValue("table")
-	s.mu.Lock()
-	if s.failGets > 0 {
-		s.failGets--
-		s.mu.Unlock()
+	if s.take(&s.failGets) {
 		writeError(w, http.StatusServiceUnavailable, "backendError", "Error encountered during execution. Retrying may solve the problem.")
 		return
 	}
+	s.mu.Lock()
 	t := s.tables[tableKey(p, d, id)]
 	var schema []byte
 	var err error

@@ -174,7 +174,7 @@ type connState struct {
 // process handles one request. An error ends the stream; failures of the
 // request alone are in the response.
 func (s *Server) process(c *connState, req *storagepb.AppendRowsRequest) (*storagepb.AppendRowsResponse, error) {
-	if s.takeFailure() {
+	if s.take(&s.failNext) {
 		return nil, status.Error(codes.Unavailable, "bqfake: injected failure: the service is unavailable")
 	}
 	if name := req.GetWriteStream(); name != "" && name != c.stream {
@@ -238,7 +238,7 @@ func (s *Server) appendRows(c *connState, t *table, data [][]byte, resp *storage
 	if n := len(resp.RowErrors); n > 0 {
 		s.rowErrors.Add(int64(n))
 		s.logAppend(key, len(data), resp.RowErrors, nil)
-		if s.takeMisnumber() {
+		if s.take(&s.misnumber) {
 			for _, e := range resp.RowErrors {
 				e.Index += int64(len(data))
 			}
@@ -268,21 +268,13 @@ func withError(resp *storagepb.AppendRowsResponse, st *status.Status) *storagepb
 	return resp
 }
 
-func (s *Server) takeFailure() bool {
+// take uses up one of the faults left in *n, a counter s.mu guards, and
+// reports whether there was one.
+func (s *Server) take(n *int) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.failNext > 0 {
-		s.failNext--
-		return true
-	}
-	return false
-}
-
-func (s *Server) takeMisnumber() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.misnumber > 0 {
-		s.misnumber--
+	if *n > 0 {
+		*n--
 		return true
 	}
 	return false

@@ -19,6 +19,7 @@ type function struct {
 	log     *slog.Logger
 	project string // for trace ids
 	maxBody int64
+	bodies  *bodyBudget // bytes of large bodies in flight
 	opts    enrich.Options
 	meta    *cache.Cache[*enrich.Devices]
 	sink    sink.Sink
@@ -28,8 +29,26 @@ type function struct {
 
 // ServeHTTP handles one delivery. The answer tells Pub/Sub what to do:
 // 204 acknowledges (the event is a row or an error record), 413 and 5xx make
-// Pub/Sub redeliver.
+// Pub/Sub redeliver. A large body waits for its bytes in the function's
+// budget before it is read.
 func (f *function) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	n := f.bodies.claim(r, f.maxBody)
+	if n == 0 {
+		f.serve(w, r)
+		return
+	}
+	if err := f.bodies.acquire(r.Context(), n); err != nil {
+		f.log.Error("request not read: it ended while waiting for memory for large bodies, Pub/Sub will redeliver it",
+			"error", err, "content_length", r.ContentLength, traceAttr(f.project, r))
+		http.Error(w, "ended while waiting for memory for large bodies", http.StatusServiceUnavailable)
+		return
+	}
+	defer f.bodies.release(n)
+	f.serve(w, r)
+}
+
+// serve is ServeHTTP once the body may be read.
+func (f *function) serve(w http.ResponseWriter, r *http.Request) {
 	buf := bodyBuffers.Get().(*[]byte)
 	body, err := readBody(w, r, f.maxBody, *buf)
 	if err != nil {

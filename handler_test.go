@@ -292,7 +292,7 @@ func TestNoInfoLinePerEvent(t *testing.T) {
 // the body exactly, or refuse one over the limit.
 func TestReadBodySizes(t *testing.T) {
 	const limit = 200 << 10
-	for _, n := range []int{0, 1, 511, 512, 513, 676, maxPresize, maxPresize + 1, 150 << 10, limit, limit + 1} {
+	for _, n := range []int{0, 1, 511, 512, 513, 676, largeBody, largeBody + 1, 150 << 10, limit, limit + 1} {
 		want := bytes.Repeat([]byte("0123456789abcdef"), n/16+1)[:n]
 		for _, contentLength := range []int64{int64(n), -1, int64(limit)} {
 			for _, used := range []int{0, 600, maxPooledBody} {

@@ -13,9 +13,6 @@ import (
 	"github.com/devicestream/enrichevent/enrich"
 )
 
-// maxPresize bounds the buffer readBody allocates before any byte arrives.
-const maxPresize = 64 << 10
-
 // maxPooledBody is the largest body buffer kept in bodyBuffers: a typical
 // push is under 2 KB, and one large body must not pin its buffer.
 const maxPooledBody = 16 << 10
@@ -29,27 +26,34 @@ var bodyBuffers = sync.Pool{New: func() any { return new([]byte) }}
 var errBodyTooLarge = errors.New("request body too large")
 
 // readBody reads the whole body into buf (from its start, growing it if
-// need be), refusing more than limit bytes. The capacity needed is taken
-// from Content-Length when the client sent one (Pub/Sub does), so that a
-// body costs at most one allocation instead of io.ReadAll's growth from 512
-// bytes, and none with a buffer from bodyBuffers. The size is trusted only
-// up to maxPresize: beyond, memory grows with the bytes that actually
-// arrive.
+// need be), refusing more than limit bytes. When the client sent a
+// Content-Length (Pub/Sub and Eventarc do), a body over limit is refused
+// unread, and any other costs at most one allocation of exactly its size,
+// none with a large enough buffer from bodyBuffers; a large body has
+// already taken that size from the function's bodyBudget. A body of
+// unknown length is read into a buffer that doubles as bytes arrive.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64, buf []byte) ([]byte, error) {
 	size := 512
 	src := r.Body
-	if n := r.ContentLength; n >= 0 && n <= limit {
+	switch n := r.ContentLength; {
+	case n > limit:
+		return nil, bodyTooLarge(limit)
+	case n >= 0:
 		// net/http's body delivers exactly Content-Length bytes: no
 		// MaxBytesReader needed.
-		size = int(min(n, maxPresize)) + 1 // +1: room to read EOF without growing
-	} else {
+		size = int(n) + 1 // +1: room to read EOF without growing
+	default:
 		src = http.MaxBytesReader(w, r.Body, limit)
 	}
 	body, err := readAll(src, buf[:0], size)
 	if isMaxBytesError(err) || int64(len(body)) > limit {
-		return nil, fmt.Errorf("%w: over MAX_REQUEST_BYTES=%d", errBodyTooLarge, limit)
+		return nil, bodyTooLarge(limit)
 	}
 	return body, err
+}
+
+func bodyTooLarge(limit int64) error {
+	return fmt.Errorf("%w: over MAX_REQUEST_BYTES=%d", errBodyTooLarge, limit)
 }
 
 // isMaxBytesError reports whether err comes from http.MaxBytesReader. The
@@ -64,7 +68,9 @@ func isMaxBytesError(err error) bool {
 }
 
 // readAll is io.ReadAll into b, an empty slice whose capacity it uses,
-// grown first to at least size bytes.
+// grown first to at least size bytes. When the body is longer, the buffer
+// doubles: append's growth of a quarter at a time for large slices would
+// allocate about five times a large body's size on the way.
 func readAll(r io.Reader, b []byte, size int) ([]byte, error) {
 	if cap(b) < size {
 		b = make([]byte, 0, size)
@@ -79,7 +85,7 @@ func readAll(r io.Reader, b []byte, size int) ([]byte, error) {
 			return b, err
 		}
 		if len(b) == cap(b) {
-			b = append(b, 0)[:len(b)] // let append pick the next size
+			b = append(make([]byte, 0, 2*cap(b)), b...)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -41,6 +42,7 @@ func newFunction(ctx context.Context, cfg config, stdout, stderr io.Writer) (*fu
 		log:     log,
 		project: cfg.project,
 		maxBody: cfg.maxRequestBytes,
+		bodies:  newBodyBudget(largeBodyBudget(cfg.maxRequestBytes, debug.SetMemoryLimit(-1))),
 		opts: enrich.Options{
 			DeviceIDField:   cfg.deviceIDField,
 			EventTimeField:  cfg.eventTimeField,

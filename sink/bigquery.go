@@ -183,9 +183,11 @@ func (w *BigQuery) WriteErrors(ctx context.Context, recs []enrich.ErrorRecord) e
 		if r.Timestamp.IsZero() {
 			r.Timestamp = w.cfg.Now()
 		}
-		d := w.errEnc.encode(&r, -1)
-		if over := len(d) - maxBatchBytes; over > 0 {
+		var d []byte
+		if over := w.errEnc.size(&r) - maxBatchBytes; over > 0 {
 			r, d = w.fitErrorRecord(r, over)
+		} else {
+			d = w.errEnc.encode(&r, -1)
 		}
 		data[i], items[i] = d, r
 	}

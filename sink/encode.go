@@ -149,6 +149,16 @@ func (e *errorEncoder) encode(r *enrich.ErrorRecord, textMax int) []byte {
 	return b
 }
 
+// size returns len(e.encode(r, -1)), without encoding the payload: an
+// error record can be as large as a Pub/Sub message, and one too large for
+// an append is encoded only once it has been cut to fit.
+func (e *errorEncoder) size(r *enrich.ErrorRecord) int {
+	rest := *r
+	rest.Payload = nil // written as two empty fields: a length byte each
+	return len(e.encode(&rest, -1)) - 2 +
+		protowire.SizeBytes(len(payloadText(r.Payload))) + protowire.SizeBytes(len(r.Payload))
+}
+
 // appendAttribute appends one element of the REPEATED RECORD attributes.
 func (e *errorEncoder) appendAttribute(b []byte, k, v string) []byte {
 	k, v = validUTF8(k), validUTF8(v)

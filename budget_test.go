@@ -1,0 +1,213 @@
+package enrichevent
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"io"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/devicestream/enrichevent/enrich"
+)
+
+// watchedBody is a request body that counts its reads.
+type watchedBody struct {
+	r     io.Reader
+	reads atomic.Int32
+}
+
+func (b *watchedBody) Read(p []byte) (int, error) {
+	b.reads.Add(1)
+	return b.r.Read(p)
+}
+
+// pushOfSize returns a push request for a known device whose body is at
+// least size bytes (the event carries padding), with its body watched.
+func pushOfSize(id string, size int) (*http.Request, *watchedBody) {
+	event := `{"device_id":"vr-0001","pad":"` + strings.Repeat("p", size*3/4) + `"}`
+	body := `{"message":{"data":"` + base64.StdEncoding.EncodeToString([]byte(event)) + `","messageId":"` + id +
+		`","publishTime":"2026-11-24T08:00:00Z"},"subscription":"projects/p/subscriptions/s"}`
+	watched := &watchedBody{r: strings.NewReader(body)}
+	req := httptest.NewRequest("POST", "/", watched)
+	req.ContentLength = int64(len(body))
+	req.Header.Set("Content-Type", "application/json")
+	return req, watched
+}
+
+// holdingSink is a sink whose WriteRows waits until release is closed, so
+// that a request stays in flight.
+type holdingSink struct {
+	entered chan string // the message id of each row written
+	release chan struct{}
+	keepingSink
+}
+
+func (s *holdingSink) WriteRows(ctx context.Context, rows []enrich.Row) error {
+	s.entered <- rows[0].MessageID
+	<-s.release
+	return s.keepingSink.WriteRows(ctx, rows)
+}
+
+// TestLargeBodiesWaitForTheBudget: a large body is read only once its
+// bytes are free in the function's budget for large bodies, so that a
+// burst of large messages cannot take more memory than the budget allows;
+// small bodies never wait. With room for one large body, a second waits
+// unread while the first is in flight, and is handled once it is answered.
+func TestLargeBodiesWaitForTheBudget(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	snk := &holdingSink{entered: make(chan string, 3), release: make(chan struct{})}
+	h.f.sink = snk
+	first, _ := pushOfSize("large-1", 200<<10)
+	second, secondBody := pushOfSize("large-2", 200<<10)
+	h.f.bodies = newBodyBudget(first.ContentLength + second.ContentLength - 1)
+
+	answers := make(chan int, 3)
+	go func() { answers <- h.serve(first).Code }()
+	if id := <-snk.entered; id != "large-1" {
+		t.Fatalf("first row written is %s, want large-1", id)
+	}
+	go func() { answers <- h.serve(second).Code }()
+	small, _ := pushOfSize("small", 1<<10)
+	go func() { answers <- h.serve(small).Code }()
+	if id := <-snk.entered; id != "small" {
+		t.Fatalf("row written while large-1 is in flight is %s, want small (a small body does not wait)", id)
+	}
+	time.Sleep(50 * time.Millisecond) // time enough for a read that should not happen
+	if n := secondBody.reads.Load(); n != 0 {
+		t.Fatalf("the second large body was read %d times while the first held the budget, want 0", n)
+	}
+	close(snk.release)
+	if id := <-snk.entered; id != "large-2" {
+		t.Fatalf("row written after large-1 is %s, want large-2", id)
+	}
+	for range 3 {
+		if code := <-answers; code != http.StatusNoContent {
+			t.Errorf("answer %d, want 204", code)
+		}
+	}
+	if len(snk.rows) != 3 {
+		t.Errorf("%d rows, want 3", len(snk.rows))
+	}
+}
+
+// TestLargeBodyGivesUpWhenTheRequestEnds: a large body that is still
+// waiting for the budget when its request ends (Pub/Sub's deadline, the
+// client gone) is answered 503 unread, with a log line, and Pub/Sub
+// redelivers it.
+func TestLargeBodyGivesUpWhenTheRequestEnds(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	h.f.bodies = newBodyBudget(1 << 20)
+	if err := h.f.bodies.acquire(context.Background(), 1<<20); err != nil { // all of it in flight
+		t.Fatal(err)
+	}
+	req, body := pushOfSize("large", 200<<10)
+	ctx, cancel := context.WithTimeout(req.Context(), 20*time.Millisecond)
+	defer cancel()
+	if resp := h.serve(req.WithContext(ctx)); resp.Code != http.StatusServiceUnavailable {
+		t.Errorf("answer %d %q, want 503", resp.Code, resp.Body)
+	}
+	if n := body.reads.Load(); n != 0 {
+		t.Errorf("body read %d times, want unread", n)
+	}
+	if rows, recs := h.output(t); len(rows)+len(recs) != 0 {
+		t.Errorf("rows %v, error records %v; want nothing written", rows, recs)
+	}
+	if !strings.Contains(h.logs.String(), "waiting for memory for large bodies") {
+		t.Errorf("log %q does not say why the request was not read", h.logs.String())
+	}
+}
+
+// TestRequestOverLimitIsRefusedUnread: a Content-Length over
+// MAX_REQUEST_BYTES is refused without reading the body (or taking any of
+// the budget).
+func TestRequestOverLimitIsRefusedUnread(t *testing.T) {
+	h := newHarness(t, map[string]string{"MAX_REQUEST_BYTES": "100000"}, nil)
+	req, body := pushOfSize("too-large", 200<<10)
+	if resp := h.serve(req); resp.Code != http.StatusRequestEntityTooLarge {
+		t.Errorf("answer %d %q, want 413", resp.Code, resp.Body)
+	}
+	if n := body.reads.Load(); n != 0 {
+		t.Errorf("body read %d times, want unread", n)
+	}
+}
+
+// TestLargeBodyBudgetSize: large bodies may use a quarter of the Go memory
+// limit (at bodyMemoryFactor times their size), or four of the largest
+// bodies without a limit; the largest body always fits.
+func TestLargeBodyBudgetSize(t *testing.T) {
+	const maxRequest = 12 << 20
+	for _, tc := range []struct {
+		memLimit, want int64
+	}{
+		{math.MaxInt64, 4 * maxRequest},
+		{409 << 20, (409 << 20) / 16},
+		{1 << 30, 64 << 20},
+		{64 << 20, maxRequest}, // a quarter is 4 MiB: one largest body still fits
+	} {
+		if got := largeBodyBudget(maxRequest, tc.memLimit); got != tc.want {
+			t.Errorf("largeBodyBudget(%d, %d) = %d, want %d", maxRequest, tc.memLimit, got, tc.want)
+		}
+	}
+}
+
+// TestBodyClaim: what a request takes from the budget before its body is
+// read.
+func TestBodyClaim(t *testing.T) {
+	const limit = 1 << 20
+	b := newBodyBudget(4 * limit)
+	for _, tc := range []struct {
+		contentLength, want int64
+	}{
+		{0, 0},
+		{676, 0},
+		{largeBody, 0},
+		{largeBody + 1, largeBody + 1},
+		{limit, limit},
+		{limit + 1, 0}, // refused unread
+		{-1, limit},    // unknown: as much as may arrive
+	} {
+		req := httptest.NewRequest("POST", "/", bytes.NewReader(nil))
+		req.ContentLength = tc.contentLength
+		if got := b.claim(req, limit); got != tc.want {
+			t.Errorf("claim with Content-Length %d = %d, want %d", tc.contentLength, got, tc.want)
+		}
+	}
+}
+
+// TestLargeBodyMemory: reading a large body allocates its size once, not
+// the sum of a growing buffer's sizes (append grows a large slice by a
+// quarter at a time: about five times the body in all).
+func TestLargeBodyMemory(t *testing.T) {
+	const size = 12 << 20
+	for _, contentLength := range []int64{size, -1} {
+		req := httptest.NewRequest("POST", "/", bytes.NewReader(make([]byte, size)))
+		req.ContentLength = contentLength
+		before := totalAlloc()
+		body, err := readBody(httptest.NewRecorder(), req, 16<<20, nil)
+		got := totalAlloc() - before
+		if err != nil || len(body) != size {
+			t.Fatalf("readBody = %d bytes, %v; want %d bytes", len(body), err, size)
+		}
+		want := uint64(size + size/100) // one allocation of the body, and a little
+		if contentLength < 0 {
+			want = 3 * size // doubling to 16 MiB: the sizes before the last sum to less than it
+		}
+		if got > want {
+			t.Errorf("reading %d bytes with Content-Length %d allocated %d bytes, want at most %d", size, contentLength, got, want)
+		}
+	}
+}
+
+// totalAlloc is the bytes allocated so far by the process.
+func totalAlloc() uint64 {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.TotalAlloc
+}

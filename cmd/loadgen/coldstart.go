@@ -79,7 +79,7 @@ func coldStart(bin, metadata, shape string, devices []string, num int) (coldRun,
 	}
 	defer conn.Close()
 	r.listen = listening.Sub(s.started)
-	tmpl, err := buildTemplates(shape, s.addr, devices[num%len(devices):], 1)
+	tmpl, err := buildTemplates(shape, s.addr, devices[num%len(devices):], 1, 0)
 	if err != nil {
 		return r, err
 	}

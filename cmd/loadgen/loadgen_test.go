@@ -20,6 +20,35 @@ import (
 	"github.com/devicestream/enrichevent/sink"
 )
 
+// TestTemplatesPadded: -pad makes each event that many bytes larger, still
+// a valid event of its device, with a Content-Length that matches.
+func TestTemplatesPadded(t *testing.T) {
+	const pad = 2 << 20
+	tmpls, err := buildTemplates(shapePush, "127.0.0.1:1", []string{"vr-0000001"}, 1, pad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(tmpls[0].appendTo(nil, 1, 0, 0))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(req.Body)
+	if err != nil || int64(len(body)) != req.ContentLength {
+		t.Fatalf("body of %d bytes, %v; Content-Length %d", len(body), err, req.ContentLength)
+	}
+	env, err := enrich.DecodePush(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := enrich.Options{MaxPayloadBytes: 2 * pad}.ParseEvent(env.Message.Data)
+	if err != nil || ev.DeviceID != "vr-0000001" {
+		t.Fatalf("ParseEvent = device %q, %v; want vr-0000001", ev.DeviceID, err)
+	}
+	if n := len(env.Message.Data); n < pad+250 || n > pad+350 {
+		t.Errorf("payload of %d bytes, want about %d", n, pad+300)
+	}
+}
+
 // TestTemplates checks that every request loadgen sends is what Pub/Sub
 // or Eventarc would send: a valid HTTP request whose body is a push
 // envelope with a ~300-byte event of a known device, and a message id
@@ -28,7 +57,7 @@ func TestTemplates(t *testing.T) {
 	devices := []string{"vr-0000001", "vr-0000002", "vr-0000003"}
 	for _, shape := range []string{shapePush, shapeCloudEvent} {
 		t.Run(shape, func(t *testing.T) {
-			tmpls, err := buildTemplates(shape, "127.0.0.1:1", devices, 4)
+			tmpls, err := buildTemplates(shape, "127.0.0.1:1", devices, 4, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -137,7 +166,7 @@ func TestPhaseCounts(t *testing.T) {
 	}))
 	defer srv.Close()
 	addr := strings.TrimPrefix(srv.URL, "http://")
-	tmpls, err := buildTemplates(shapePush, addr, []string{"vr-0000001"}, 8)
+	tmpls, err := buildTemplates(shapePush, addr, []string{"vr-0000001"}, 8, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -69,6 +69,7 @@ type options struct {
 	bare, framework, bq               bool
 	bqPkg                             string
 	bqLatency                         time.Duration
+	pad                               int
 }
 
 func main() {
@@ -102,6 +103,7 @@ func main() {
 	flag.StringVar(&o.fnStderr, "fn-stderr", "", "copy the function's stderr (its logs; GODEBUG=gctrace=1 output) to this file")
 	flag.BoolVar(&o.bq, "bq", false, "the function writes its rows to BigQuery: to the fake (-bq-pkg), started on loopback, instead of stdout")
 	flag.StringVar(&o.bqPkg, "bq-pkg", "./cmd/bqfake", "package of the fake BigQuery for -bq, built with go build")
+	flag.IntVar(&o.pad, "pad", 0, "bytes of padding added to each event: large messages (over the function's MAX_PAYLOAD_BYTES, 1 MiB, each becomes an error record)")
 	flag.DurationVar(&o.bqLatency, "bq-latency", 0, "with -bq, the fake answers each append this late, as BigQuery across a network")
 	flag.StringVar(&o.writeMeta, "write-metadata", "", "write the metadata file of -devices devices to this path and exit")
 	flag.Parse()

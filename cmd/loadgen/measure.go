@@ -12,7 +12,11 @@ import (
 // newPhase returns a phase against addr, with its own message ids.
 func (b *bench) newPhase(name, addr string) (*phase, error) {
 	b.phases++
-	t, err := buildTemplates(b.o.shape, addr, b.devices, 1024)
+	n := 1024
+	if b.o.pad > 0 { // large requests: at most about 64 MB of them
+		n = max(1, min(n, 64<<20/b.o.pad))
+	}
+	t, err := buildTemplates(b.o.shape, addr, b.devices, n, b.o.pad)
 	return &phase{name: name, num: b.phases, addr: addr, templates: t, clients: b.o.clients,
 		rate: b.o.rate, warmup: b.o.warmup, duration: b.o.duration}, err
 }
@@ -61,7 +65,19 @@ func (b *bench) rounds() error {
 		printRatio(os.Stdout, frameworkName(b.o.frameworkWork)+"/bare net/http", frameworks, bares, 0)
 	}
 	b.steady = fns[len(fns)-1]
+	printPeakRSS(b.fn)
 	return nil
+}
+
+// printPeakRSS prints what an instance's memory limit must hold: the
+// function's peak resident memory so far (if loadgen started it).
+func printPeakRSS(fn *server) {
+	if fn == nil {
+		return
+	}
+	if rss := fn.peakRSS(); rss > 0 {
+		fmt.Printf("  function's peak resident memory (VmHWM): %d MiB\n", rss>>20)
+	}
 }
 
 // frameworkName names the bare framework's phases, with the work its
@@ -98,11 +114,7 @@ func (b *bench) refresh() error {
 	r := runPhase(p, b.fn)
 	rw.stop()
 	printRefresh(os.Stdout, b.steady, r, b.fn.loadLines()[before:], rw.count.Load())
-	if rss := b.fn.peakRSS(); rss > 0 {
-		// What an instance's memory limit must hold: two tables during a
-		// swap, and the heap's growth between collections (GOMEMLIMIT).
-		fmt.Printf("  function's peak resident memory (VmHWM): %d MiB\n", rss>>20)
-	}
+	printPeakRSS(b.fn) // two tables during a swap, and the heap's growth between collections
 	if n := rw.errs.Load(); n > 0 {
 		fmt.Printf("  %d rewrites of the metadata file failed\n", n)
 	}

@@ -31,15 +31,16 @@ type template struct {
 }
 
 // buildTemplates returns n requests of the given shape, for host, each
-// carrying a ~300-byte event of one of devices (round robin).
-func buildTemplates(shape, host string, devices []string, n int) ([]template, error) {
+// carrying a ~300-byte event of one of devices (round robin), with pad
+// more bytes in its "pad" field.
+func buildTemplates(shape, host string, devices []string, n, pad int) ([]template, error) {
 	if len(devices) == 0 {
 		return nil, fmt.Errorf("no devices")
 	}
 	publish := time.Now().UTC().Truncate(time.Millisecond)
 	out := make([]template, n)
 	for i := range out {
-		body, err := pushBody(devices[i%len(devices)], i, publish)
+		body, err := pushBody(devices[i%len(devices)], i, pad, publish)
 		if err != nil {
 			return nil, err
 		}
@@ -79,6 +80,7 @@ type event struct {
 	IPDmm        float64  `json:"ipd_mm"`
 	User         string   `json:"user"`
 	ClinicMode   bool     `json:"clinic_mode"`
+	Pad          string   `json:"pad,omitempty"`
 }
 
 type app struct {
@@ -87,8 +89,8 @@ type app struct {
 }
 
 // pushBody returns the push envelope of event number i of device, with
-// idMarker as its message id.
-func pushBody(device string, i int, publish time.Time) ([]byte, error) {
+// idMarker as its message id and pad bytes of padding in the event.
+func pushBody(device string, i, pad int, publish time.Time) ([]byte, error) {
 	data, err := json.Marshal(event{
 		DeviceID:     device,
 		EventTime:    publish.Add(-time.Duration(i%5000) * time.Millisecond).Format(time.RFC3339Nano),
@@ -102,6 +104,7 @@ func pushBody(device string, i int, publish time.Time) ([]byte, error) {
 		IPDmm:        63.5,
 		User:         fmt.Sprintf("patient-%05d", i%100000),
 		ClinicMode:   i%2 == 0,
+		Pad:          strings.Repeat("p", pad),
 	})
 	if err != nil {
 		return nil, err

@@ -138,6 +138,34 @@ missing() {
 	if grep -qxF "$2" <<<"$1"; then echo 0; else echo 1; fi
 }
 
+# add_binding CMD...: runs an add-iam-policy-binding command (as run does).
+# IAM is eventually consistent: a service account this run just created, or
+# the service agent of an API it just enabled, may be unknown to policies
+# for a minute or more, and the command fails with "Service account ... does
+# not exist". That failure is tried again after 2, 4, 8, 16, 32, 60 and 60 s
+# (about 3 minutes in all; DEPLOY_RETRY_DELAY sets the first delay); any
+# other failure stops the script.
+add_binding() {
+	if dry; then
+		quote "$@"
+		return 0
+	fi
+	printf '+ %s\n' "$(quote "$@")" >&2
+	local delay=${DEPLOY_RETRY_DELAY:-2} attempt out
+	for attempt in 1 2 3 4 5 6 7 8; do
+		if out=$("$@" 2>&1); then
+			[[ -z $out ]] || printf '%s\n' "$out" >&2
+			return 0
+		fi
+		if ((attempt == 8)) || ! grep -qiE 'service account [^ ]+ does not exist' <<<"$out"; then
+			die "$(quote "$@") failed: $out"
+		fi
+		note "IAM does not know the account yet (new accounts take a minute or two to be seen everywhere); trying again in ${delay}s"
+		sleep "$delay"
+		delay=$((delay * 2 > 60 ? 60 : delay * 2))
+	done
+}
+
 # grant NEW ROLE MEMBER "GCLOUD GROUP" RESOURCE_ARGS...: adds MEMBER/ROLE to
 # the IAM policy of a resource gcloud manages (project, bucket, topic,
 # subscription, Cloud Run service) unless the policy has it already. NEW=1
@@ -162,7 +190,7 @@ grant() {
 			(($? == 3)) || exit
 		fi
 	fi
-	run "${cmd[@]}" add-iam-policy-binding "$@" --member="$member" --role="$role" \
+	add_binding "${cmd[@]}" add-iam-policy-binding "$@" --member="$member" --role="$role" \
 		${extra[@]+"${extra[@]}"} --format=none --quiet
 }
 
@@ -181,7 +209,7 @@ grant_table() {
 			(($? == 3)) || exit
 		fi
 	fi
-	run bq --format=none add-iam-policy-binding --member="$member" --role="$role" "$ref"
+	add_binding bq --format=none add-iam-policy-binding --member="$member" --role="$role" "$ref"
 }
 
 # md5_base64 FILE: the MD5 of FILE in base64, as Cloud Storage reports it

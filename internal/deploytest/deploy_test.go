@@ -263,3 +263,69 @@ func checkRunService(t *testing.T, s *Server, reqs []Request) string {
 	}
 	return "projects/proj-1/subscriptions/enrich-event-push"
 }
+
+// TestDeployWaitsForNewAccounts: on a new project IAM does not know a
+// service account for a while after it is created, and a grant naming it
+// fails with "Service account ... does not exist". deploy.sh tries such a
+// grant again, with backoff, and the run completes with every binding;
+// past its last attempt it stops and says why.
+func TestDeployWaitsForNewAccounts(t *testing.T) {
+	requireCLIs(t)
+	if testing.Short() {
+		t.Skip("-short: two deploy.sh runs")
+	}
+	discovery := bigQueryDiscovery(t)
+	for _, tc := range []struct {
+		name    string
+		lag     int
+		succeed bool
+	}{
+		{"accounts seen after two grants", 2, true},
+		{"accounts never seen", 100, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := NewServer(project, projectNumber, discovery)
+			defer s.Close()
+			s.AccountLag = tc.lag
+			env := append(cliEnv(t, s), "DEPLOY_RETRY_DELAY=0")
+			_, stderr, err := runDeploy(t, env, "--project="+project)
+			reqs := s.Requests()
+			refused := map[string]int{} // setIamPolicy calls refused, by account
+			var granted []Request
+			for _, r := range reqs {
+				if r.Status < 400 {
+					granted = append(granted, r)
+					continue
+				}
+				for _, email := range []string{runtimeEmail, invokerEmail, buildEmail} {
+					if strings.Contains(string(r.Body), "serviceAccount:"+email) {
+						refused[email]++
+					}
+				}
+			}
+			if !tc.succeed {
+				if err == nil || !strings.Contains(stderr, "does not exist") {
+					t.Fatalf("deploy.sh = %v, stderr:\n%s\nwant a failure that says the account does not exist", err, stderr)
+				}
+				if refused[buildEmail] != 8 { // the first grant: to the build account
+					t.Errorf("grants to the build account refused %d times, want 8 (every attempt)", refused[buildEmail])
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("deploy.sh: %v\nstderr:\n%s\nrequests:\n%s", err, stderr, failed(reqs))
+			}
+			for _, email := range []string{runtimeEmail, invokerEmail, buildEmail} {
+				if refused[email] != tc.lag {
+					t.Errorf("grants naming %s refused %d times, want %d (then granted)", email, refused[email], tc.lag)
+				}
+			}
+			if !strings.Contains(stderr, "IAM does not know the account yet") {
+				t.Errorf("stderr does not say why grants were tried again:\n%s", stderr)
+			}
+			trigger := field(s.Resource("cloudfunctions:projects/proj-1/locations/us-central1/functions/enrich-event"), "eventTrigger", "trigger")
+			checkBindings(t, granted, field(s.Resource("eventarc:"+trigger), "transport", "pubsub", "subscription"))
+		})
+	}
+}

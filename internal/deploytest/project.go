@@ -82,6 +82,9 @@ func (s *Server) iam(r Request) (int, any) {
 		if in, ok := body["serviceAccount"].(map[string]any); ok {
 			sa["displayName"] = in["displayName"]
 		}
+		if _, exists := s.res["iam:"+email]; !exists && s.AccountLag > 0 {
+			s.lagging[email] = s.AccountLag
+		}
 		return s.create("iam:"+email, sa)
 	}
 	return notFound(r)

@@ -59,6 +59,12 @@ type Server struct {
 	Project       string
 	ProjectNumber string
 
+	// AccountLag makes IAM eventually consistent, as it is: each service
+	// account created is unknown to the first AccountLag setIamPolicy calls
+	// whose policy names it, which fail with 400 "Service account ... does
+	// not exist." Set it before the script runs.
+	AccountLag int
+
 	// bigQueryDiscovery is served as BigQuery's discovery document, which bq
 	// fetches from any endpoint but Google's own.
 	bigQueryDiscovery []byte
@@ -72,6 +78,7 @@ type Server struct {
 	res      map[string]map[string]any // resources by "api:name"
 	policies map[string]map[string]any // IAM policies by "api:resource"
 	enabled  map[string]bool           // enabled services
+	lagging  map[string]int            // service accounts still unknown to setIamPolicy, by email: the calls left
 	opSeq    int
 }
 
@@ -87,6 +94,7 @@ func NewServer(project, number string, bigQueryDiscovery []byte) *Server {
 		res:               map[string]map[string]any{},
 		policies:          map[string]map[string]any{},
 		enabled:           map[string]bool{},
+		lagging:           map[string]int{},
 		tunnels:           &chanListener{conns: make(chan net.Conn), done: make(chan struct{})},
 	}
 	s.inner = &http.Server{Handler: s}

@@ -111,9 +111,29 @@ func (s *Server) setPolicy(key string, body []byte) (int, any) {
 	if err := json.Unmarshal(body, &req); err != nil || req.Policy == nil {
 		return badRequest("setIamPolicy needs a policy")
 	}
+	if email := s.laggingMember(req.Policy); email != "" {
+		return badRequest("Service account " + email + " does not exist.")
+	}
 	req.Policy["etag"] = base64.StdEncoding.EncodeToString(fmt.Appendf(nil, "etag-%d", len(s.requests)))
 	s.policies[key] = req.Policy
 	return http.StatusOK, req.Policy
+}
+
+// laggingMember returns a service account of policy's members that is
+// still unknown to setIamPolicy (see Server.AccountLag), and counts the
+// call against it; "" if there is none.
+func (s *Server) laggingMember(policy map[string]any) string {
+	for _, b := range asList(policy["bindings"]) {
+		binding, _ := b.(map[string]any)
+		for _, m := range asList(binding["members"]) {
+			email, ok := strings.CutPrefix(fmt.Sprint(m), "serviceAccount:")
+			if ok && s.lagging[email] > 0 {
+				s.lagging[email]--
+				return email
+			}
+		}
+	}
+	return ""
 }
 
 // merge copies the top-level fields of patch named by mask (all if empty).

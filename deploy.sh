@@ -138,32 +138,47 @@ missing() {
 	if grep -qxF "$2" <<<"$1"; then echo 0; else echo 1; fi
 }
 
-# add_binding CMD...: runs an add-iam-policy-binding command (as run does).
-# IAM is eventually consistent: a service account this run just created, or
-# the service agent of an API it just enabled, may be unknown to policies
-# for a minute or more, and the command fails with "Service account ... does
-# not exist". That failure is tried again after 2, 4, 8, 16, 32, 60 and 60 s
-# (about 3 minutes in all; DEPLOY_RETRY_DELAY sets the first delay); any
-# other failure stops the script.
-add_binding() {
+# retry_while PATTERN WHY ATTEMPTS DELAY CMD...: runs a command that changes
+# something (as run does), showing its output. Some failures only mean that
+# something this run created is not yet visible everywhere: while CMD fails
+# with output matching PATTERN, it is tried again after DELAY seconds,
+# doubling up to 60 s, ATTEMPTS times in all, saying WHY. Any other failure,
+# or the last attempt's, stops the script.
+retry_while() {
+	local pattern=$1 why=$2 attempts=$3 delay=$4 attempt
+	shift 4
 	if dry; then
 		quote "$@"
 		return 0
 	fi
 	printf '+ %s\n' "$(quote "$@")" >&2
-	local delay=${DEPLOY_RETRY_DELAY:-2} attempt out
-	for attempt in 1 2 3 4 5 6 7 8; do
-		if out=$("$@" 2>&1); then
-			[[ -z $out ]] || printf '%s\n' "$out" >&2
+	for ((attempt = 1; ; attempt++)); do
+		if "$@" 2>&1 | tee "$ERRORS" >&2; then
 			return 0
 		fi
-		if ((attempt == 8)) || ! grep -qiE 'service account [^ ]+ does not exist' <<<"$out"; then
-			die "$(quote "$@") failed: $out"
+		if ((attempt == attempts)) || ! grep -qiE "$pattern" "$ERRORS"; then
+			die "$(quote "$1" "$2") failed (attempt $attempt of $attempts): see its output above"
 		fi
-		note "IAM does not know the account yet (new accounts take a minute or two to be seen everywhere); trying again in ${delay}s"
+		note "$why; trying again in ${delay}s (attempt $attempt of $attempts failed)"
 		sleep "$delay"
 		delay=$((delay * 2 > 60 ? 60 : delay * 2))
 	done
+}
+
+# RETRY_DELAY is the first delay of the retries below, in seconds
+# (DEPLOY_RETRY_DELAY; the tests set 0).
+RETRY_DELAY=${DEPLOY_RETRY_DELAY:-2}
+
+# add_binding CMD...: runs an add-iam-policy-binding command. IAM is
+# eventually consistent: a service account this run just created, or the
+# service agent of an API it just enabled, may be unknown to policies for a
+# minute or more, and the command fails with "Service account ... does not
+# exist". That failure is tried again after 2, 4, 8, 16, 32, 60 and 60 s
+# (about 3 minutes in all).
+add_binding() {
+	retry_while 'service account [^ ]+ does not exist' \
+		"IAM does not know the account yet (new accounts take a minute or two to be seen everywhere)" \
+		8 "$RETRY_DELAY" "$@"
 }
 
 # grant NEW ROLE MEMBER "GCLOUD GROUP" RESOURCE_ARGS...: adds MEMBER/ROLE to
@@ -585,7 +600,14 @@ if [[ $TARGET == function ]]; then
 	[[ $INGRESS == all ]] && ingress=all
 	# --serve-all-traffic-latest-revision: after a rollback that pinned the
 	# traffic to an older revision (see README), a rerun serves the new one.
-	run gcloud functions deploy "$NAME" --gen2 --runtime=go126 \
+	# Eventarc creates its service agent with the project's first trigger,
+	# and the agent's permissions take minutes to propagate: until then the
+	# trigger, and so the deploy, fails. It is tried again after 30 s and
+	# then every 60 s, 6 times in all (each attempt builds the code again).
+	retry_while 'Eventarc Service Agent' \
+		"Eventarc's service agent is new in this project and its permissions are still propagating" \
+		6 $((RETRY_DELAY * 15)) \
+		gcloud functions deploy "$NAME" --gen2 --runtime=go126 \
 		--entry-point=EnrichEvent --trigger-topic="$TOPIC" --retry \
 		--trigger-service-account="$INVOKER_EMAIL" --timeout="${TIMEOUT}s" \
 		--ingress-settings="$ingress" --no-allow-unauthenticated \

@@ -264,12 +264,14 @@ func checkRunService(t *testing.T, s *Server, reqs []Request) string {
 	return "projects/proj-1/subscriptions/enrich-event-push"
 }
 
-// TestDeployWaitsForNewAccounts: on a new project IAM does not know a
-// service account for a while after it is created, and a grant naming it
-// fails with "Service account ... does not exist". deploy.sh tries such a
-// grant again, with backoff, and the run completes with every binding;
-// past its last attempt it stops and says why.
-func TestDeployWaitsForNewAccounts(t *testing.T) {
+// TestDeployOnANewProject: on a new project, IAM does not know a service
+// account for a while after it is created, and a grant naming it fails
+// with "Service account ... does not exist"; and Eventarc's service agent,
+// created with the first trigger, cannot create it until its permissions
+// have propagated. deploy.sh tries both again, with backoff, and the run
+// completes with every binding and the trigger; past the last attempt it
+// stops and says why.
+func TestDeployOnANewProject(t *testing.T) {
 	requireCLIs(t)
 	if testing.Short() {
 		t.Skip("-short: two deploy.sh runs")
@@ -280,14 +282,14 @@ func TestDeployWaitsForNewAccounts(t *testing.T) {
 		lag     int
 		succeed bool
 	}{
-		{"accounts seen after two grants", 2, true},
+		{"accounts and Eventarc ready after two attempts", 2, true},
 		{"accounts never seen", 100, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			s := NewServer(project, projectNumber, discovery)
 			defer s.Close()
-			s.AccountLag = tc.lag
+			s.AccountLag, s.EventarcLag = tc.lag, tc.lag
 			env := append(cliEnv(t, s), "DEPLOY_RETRY_DELAY=0")
 			_, stderr, err := runDeploy(t, env, "--project="+project)
 			reqs := s.Requests()
@@ -321,10 +323,25 @@ func TestDeployWaitsForNewAccounts(t *testing.T) {
 					t.Errorf("grants naming %s refused %d times, want %d (then granted)", email, refused[email], tc.lag)
 				}
 			}
-			if !strings.Contains(stderr, "IAM does not know the account yet") {
-				t.Errorf("stderr does not say why grants were tried again:\n%s", stderr)
+			for _, why := range []string{"IAM does not know the account yet", "Eventarc's service agent is new in this project"} {
+				if !strings.Contains(stderr, why) {
+					t.Errorf("stderr does not say %q:\n%s", why, stderr)
+				}
 			}
-			trigger := field(s.Resource("cloudfunctions:projects/proj-1/locations/us-central1/functions/enrich-event"), "eventTrigger", "trigger")
+			deploys := 0
+			for _, r := range reqs {
+				if r.API == "cloudfunctions" && (r.Method == http.MethodPost && strings.HasSuffix(r.Path, "/functions") || r.Method == http.MethodPatch) {
+					deploys++
+				}
+			}
+			if deploys != tc.lag+1 {
+				t.Errorf("function deployed %d times, want %d (%d refused by Eventarc, then created)", deploys, tc.lag+1, tc.lag)
+			}
+			fn := s.Resource("cloudfunctions:projects/proj-1/locations/us-central1/functions/enrich-event")
+			if fn["state"] != "ACTIVE" {
+				t.Errorf("function state %v, want ACTIVE", fn["state"])
+			}
+			trigger := field(fn, "eventTrigger", "trigger")
 			checkBindings(t, granted, field(s.Resource("eventarc:"+trigger), "transport", "pubsub", "subscription"))
 		})
 	}

@@ -45,8 +45,11 @@ func (s *Server) functions(r Request) (int, any) {
 		}
 		fn := decode(r.Body)
 		fn["name"] = name
-		s.populateFunction(fn, seg[1], seg[3], q.Get("functionId"))
 		s.res["cloudfunctions:"+name] = fn
+		if op := s.failTrigger(parent, fn); op != nil {
+			return http.StatusOK, op
+		}
+		s.populateFunction(fn, seg[1], seg[3], q.Get("functionId"))
 		return http.StatusOK, s.operation(parent, fn)
 	case r.Method == http.MethodPatch && len(seg) == 6 && seg[4] == "functions":
 		fn, ok := s.res["cloudfunctions:"+p]
@@ -55,10 +58,32 @@ func (s *Server) functions(r Request) (int, any) {
 		}
 		q, _ := url.ParseQuery(r.Query)
 		merge(fn, decode(r.Body), q.Get("updateMask"))
+		if op := s.failTrigger(parent, fn); op != nil {
+			return http.StatusOK, op
+		}
 		s.populateFunction(fn, seg[1], seg[3], seg[5])
 		return http.StatusOK, s.operation(parent, fn)
 	}
 	return notFound(r)
+}
+
+// failTrigger returns the failed operation of a deployment whose trigger
+// Eventarc refuses (see Server.EventarcLag), and marks fn FAILED; nil if the
+// deployment goes ahead.
+func (s *Server) failTrigger(parent string, fn map[string]any) map[string]any {
+	if _, trigger := fn["eventTrigger"]; !trigger || s.EventarcLag == 0 {
+		return nil
+	}
+	s.EventarcLag--
+	fn["state"] = "FAILED"
+	op := s.operation(parent, nil)
+	delete(op, "response")
+	name := fmt.Sprint(fn["name"])
+	op["error"] = map[string]any{"code": 9, "message": "Validation failed for trigger " + parent +
+		"/triggers/" + name[strings.LastIndex(name, "/")+1:] + "-551292: Invalid resource state for \"\": Permission denied while using the " +
+		"Eventarc Service Agent. If you recently started to use Eventarc, it may take a few minutes before all " +
+		"necessary permissions are propagated to the Service Agent. Otherwise, verify that it has Eventarc Service Agent role."}
+	return op
 }
 
 // populateFunction fills a function's output-only fields and makes sure its

@@ -64,6 +64,13 @@ type Server struct {
 	// whose policy names it, which fail with 400 "Service account ... does
 	// not exist." Set it before the script runs.
 	AccountLag int
+	// EventarcLag fails the first EventarcLag deployments of a function with
+	// a Pub/Sub trigger, as on a new project: Eventarc creates its service
+	// agent with the first trigger, and until the agent's permissions have
+	// propagated the operation ends with "Permission denied while using the
+	// Eventarc Service Agent", leaving the function FAILED, without a
+	// trigger.
+	EventarcLag int
 
 	// bigQueryDiscovery is served as BigQuery's discovery document, which bq
 	// fetches from any endpoint but Google's own.

@@ -1,7 +1,9 @@
 package enrichevent
 
 import (
+	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -147,4 +149,55 @@ func TestBigQueryConcurrentRequestsShareAppends(t *testing.T) {
 		t.Errorf("200 concurrent requests made %d appends, want far fewer than rows (at most 20)", appends)
 	}
 	t.Logf("200 concurrent requests: %d appends", appends)
+}
+
+// TestLargestPubSubMessageIsRecorded: the push envelope of the largest
+// message Pub/Sub accepts (10 MB of data, 100 attributes of the largest
+// size) is within the default MAX_REQUEST_BYTES, and becomes an error
+// record (its payload is over MAX_PAYLOAD_BYTES); so does a body of that
+// size that is not an envelope and not UTF-8, whose record must be cut to
+// fit one append. Neither is refused or fails on every delivery.
+func TestLargestPubSubMessageIsRecorded(t *testing.T) {
+	attrs := make(map[string]string, 100)
+	for i := range 100 {
+		attrs[fmt.Sprintf("%03d%s", i, strings.Repeat("k", 253))] = strings.Repeat("v", 1024)
+	}
+	envelope, err := json.Marshal(map[string]any{
+		"message": map[string]any{
+			"data":        base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("x"), 10_000_000)),
+			"messageId":   "largest",
+			"publishTime": "2026-11-24T08:00:00Z",
+			"attributes":  attrs,
+		},
+		"subscription": "projects/p/subscriptions/s",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, reason string
+		body         []byte
+	}{
+		{"largest push envelope", "payload_too_large", envelope},
+		{"body of that size, not UTF-8", "invalid_envelope", bytes.Repeat([]byte{0xff}, len(envelope))},
+	} {
+		resp, err := http.Post(frameworkURL+"/projects/p/topics/t", "application/json", bytes.NewReader(tc.body))
+		if err != nil {
+			t.Fatalf("%s: POST: %v", tc.name, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNoContent {
+			t.Errorf("%s (%d bytes): POST = %d, want 204", tc.name, len(tc.body), resp.StatusCode)
+		}
+	}
+	_, errs := frameworkRows()
+	reasons := map[string]int{}
+	for _, r := range errs {
+		if len(r["payloadBytes"].([]byte)) > 1<<20 {
+			reasons[fmt.Sprint(r["reason"])]++
+		}
+	}
+	if reasons["payload_too_large"] != 1 || reasons["invalid_envelope"] != 1 {
+		t.Errorf("large error records by reason = %v, want one payload_too_large and one invalid_envelope", reasons)
+	}
 }

@@ -36,6 +36,12 @@ type config struct {
 	onCloudRun bool   // K_SERVICE is set: SIGTERM drains the requests in flight
 }
 
+// defaultMaxRequestBytes admits the push envelope of the largest message
+// Pub/Sub accepts: 10 MB of data is 13.4 MB in base64, and its attributes
+// (100 of up to 1,280 bytes) may take up to six times their size as
+// escaped JSON. Cloud Run accepts requests of up to 32 MiB.
+const defaultMaxRequestBytes = 16 << 20
+
 // loadConfig reads the configuration through getenv (os.Getenv outside
 // tests). Every problem is reported, each naming its variable.
 func loadConfig(getenv func(string) string) (config, error) {
@@ -49,7 +55,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		deviceIDField:         p.str("DEVICE_ID_FIELD", "device_id"),
 		eventTimeField:        p.str("EVENT_TIME_FIELD", "event_time"),
 		maxPayloadBytes:       p.positiveInt("MAX_PAYLOAD_BYTES", 1<<20),
-		maxRequestBytes:       int64(p.positiveInt("MAX_REQUEST_BYTES", 12<<20)),
+		maxRequestBytes:       int64(p.positiveInt("MAX_REQUEST_BYTES", defaultMaxRequestBytes)),
 		bqErrorTable:          p.str("BQ_ERROR_TABLE", ""),
 		bqBatchMaxRows:        p.positiveInt("BQ_BATCH_MAX_ROWS", 500),
 		bqBatchMaxDelay:       p.duration("BQ_BATCH_MAX_DELAY", 5*time.Millisecond),

@@ -26,7 +26,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 		deviceIDField:        "device_id",
 		eventTimeField:       "event_time",
 		maxPayloadBytes:      1048576,
-		maxRequestBytes:      12582912,
+		maxRequestBytes:      16777216,
 		bqBatchMaxRows:       500,
 		bqBatchMaxDelay:      5 * time.Millisecond,
 		bqWriteTimeout:       30 * time.Second,

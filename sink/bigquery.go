@@ -210,19 +210,20 @@ func (w *BigQuery) fitErrorRecord(r enrich.ErrorRecord, over int) (enrich.ErrorR
 		r.ErrorMessage += fmt.Sprintf(" (payloadString cut from %d to at most %d bytes to fit one append; payloadBytes holds the whole payload)", text, keep)
 		return r, w.errEnc.encode(&r, keep)
 	}
-	r = truncatePayload(r, over)
-	return r, w.errEnc.encode(&r, -1)
-}
-
-// truncatePayload shortens r's payload, written twice (payloadString and
-// payloadBytes), so that its row shrinks by at least over bytes, and says
-// so in the error message.
-func truncatePayload(r enrich.ErrorRecord, over int) enrich.ErrorRecord {
+	// Cutting the payload shrinks both copies when its text is the payload
+	// itself. A payload that is mostly not UTF-8 has a much shorter text
+	// (a run of invalid bytes is one U+FFFD), so its bytes alone must
+	// shrink by what is still over.
 	n := len(r.Payload)
-	keep := max(n-over/2-1024, 0)
+	keep := max(n-over/2-slack, 0)
+	cut := r
+	cut.Payload = r.Payload[:keep]
+	if still := w.errEnc.size(&cut) - maxBatchBytes; still > 0 {
+		keep = max(keep-still-slack, 0)
+	}
 	r.Payload = r.Payload[:keep]
 	r.ErrorMessage += fmt.Sprintf(" (payload truncated from %d to %d bytes to fit one append)", n, keep)
-	return r
+	return r, w.errEnc.encode(&r, -1)
 }
 
 // rejectRows stores the rows BigQuery rejected as error records; their

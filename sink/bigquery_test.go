@@ -450,6 +450,40 @@ func TestBigQueryLargeErrorRecordKeepsItsBytes(t *testing.T) {
 	}
 }
 
+// TestBigQueryLargeErrorRecordNotUTF8: a payload too large for one append
+// whose text is much shorter than its bytes (a run of invalid UTF-8 is one
+// U+FFFD in payloadString) is cut until its record fits, instead of
+// failing every delivery with a request over BigQuery's limit.
+func TestBigQueryLargeErrorRecordNotUTF8(t *testing.T) {
+	e := newEnv(t, BigQueryConfig{})
+	for i, payload := range [][]byte{
+		bytes.Repeat([]byte{0xff}, 12<<20),
+		bytes.Repeat([]byte("\xffa\xfe"), 4<<20), // short valid runs between invalid bytes
+	} {
+		id := fmt.Sprintf("m%d", i)
+		rec := enrich.ErrorRecord{Payload: payload, MessageID: id, Reason: enrich.ReasonInvalidEnvelope, ErrorMessage: "not an envelope"}
+		if err := e.w.WriteErrors(context.Background(), []enrich.ErrorRecord{rec}); err != nil {
+			t.Fatalf("WriteErrors of a %d-byte payload = %v, want nil", len(payload), err)
+		}
+		var r map[string]any
+		for _, got := range e.errorRecords() {
+			if got["message_id"] == id {
+				r = got
+			}
+		}
+		if r == nil {
+			t.Fatalf("no error record for %s", id)
+		}
+		got := r["payloadBytes"].([]byte)
+		if len(got) == 0 || len(got) > maxBatchBytes || !bytes.HasPrefix(payload, got) {
+			t.Errorf("payloadBytes = %d bytes, want a prefix of the %d-byte payload that fits one append", len(got), len(payload))
+		}
+		if msg := r["errorMessage"].(string); !strings.Contains(msg, fmt.Sprintf("payload truncated from %d to %d bytes", len(payload), len(got))) {
+			t.Errorf("errorMessage = %q, want it to say how the payload was cut", msg)
+		}
+	}
+}
+
 func TestBigQueryReopensBrokenStream(t *testing.T) {
 	e := newEnv(t, BigQueryConfig{})
 	if err := e.w.WriteRows(context.Background(), []enrich.Row{sampleRow(1)}); err != nil {

@@ -144,3 +144,41 @@ func TestFormatHint(t *testing.T) {
 		}
 	}
 }
+
+// TestParseMetadataDepth: a device object may nest as deep as BigQuery's
+// JSON type takes (500 levels, the device object being the first), since it
+// becomes the row's device_metadata; a deeper one refuses the file, with
+// an error that says why, in every JSON format and however the object
+// falls in the reader's buffer.
+func TestParseMetadataDepth(t *testing.T) {
+	device := func(levels int) string { // levels counts the device object
+		return `{"device_id":"vr-1","x":` + strings.Repeat("[", levels-1) + strings.Repeat("]", levels-1) + `}`
+	}
+	for _, format := range []struct {
+		name string
+		hint FormatHint
+		wrap func(dev string) string
+	}{
+		{"JSON array", FormatHint{Name: "d.json"}, func(dev string) string { return "[" + dev + "]" }},
+		{"JSON keyed", FormatHint{Name: "d.json"}, func(dev string) string { return `{"vr-1":` + dev + "}" }},
+		{"NDJSON", FormatHint{Name: "d.ndjson"}, func(dev string) string { return dev + "\n" }},
+	} {
+		for _, levels := range []int{maxMetadataDepth, maxMetadataDepth + 1} {
+			for _, oneByte := range []bool{false, true} {
+				var in io.Reader = strings.NewReader(format.wrap(device(levels)))
+				if oneByte {
+					in = iotest.OneByteReader(in)
+				}
+				d, err := ParseMetadata(in, format.hint)
+				switch {
+				case levels <= maxMetadataDepth && err != nil:
+					t.Errorf("%s, %d levels: %v, want the device", format.name, levels, err)
+				case levels <= maxMetadataDepth && d.Len() != 1:
+					t.Errorf("%s, %d levels: %d devices, want 1", format.name, levels, d.Len())
+				case levels > maxMetadataDepth && (err == nil || !strings.Contains(err.Error(), "nested deeper than 500 levels")):
+					t.Errorf("%s, %d levels: error %v, want one that says the device nests deeper than 500 levels", format.name, levels, err)
+				}
+			}
+		}
+	}
+}

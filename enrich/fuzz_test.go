@@ -214,6 +214,9 @@ func checkDevice(t *testing.T, dev *Device, format Format) {
 	if strings.TrimSpace(dev.ID) == "" {
 		t.Fatalf("device %q: blank id stored", dev.ID)
 	}
+	if depth := jsonDepth(dev.Metadata); depth > maxMetadataDepth {
+		t.Fatalf("device %q: Metadata nests %d levels, more than BigQuery's JSON type takes", dev.ID, depth)
+	}
 	if format == FormatCSV {
 		// The id is the first column named device_id, or else the first
 		// column, whatever its name; it has no other role.
@@ -313,4 +316,24 @@ func FuzzValid(f *testing.F) {
 			t.Fatalf("valid(%q) = %v, want %v", d, got, want)
 		}
 	})
+}
+
+// jsonDepth returns how deep the JSON value b nests (1 for an object of
+// scalars).
+func jsonDepth(b []byte) int {
+	d := json.NewDecoder(bytes.NewReader(b))
+	depth, most := 0, 0
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return most
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			depth++
+			most = max(most, depth)
+		case json.Delim('}'), json.Delim(']'):
+			depth--
+		}
+	}
 }

@@ -132,6 +132,8 @@ func (s *jsonStream) device(open byte, key []byte, b *builder) error {
 		return err
 	}
 	switch end, err := b.addJSON(obj, key); {
+	case (errors.Is(err, errInvalidObject) || end != len(obj)) && valid(obj):
+		return fmt.Errorf("offset %d: device object nested deeper than %d levels, the most BigQuery's JSON type (device_metadata) takes", start, maxMetadataDepth)
 	case errors.Is(err, errInvalidObject) || end != len(obj):
 		return invalidJSON(start, open)
 	case err != nil:
@@ -168,6 +170,16 @@ var deviceIDKey = []byte(`"device_id"`)
 // errInvalidObject is addJSON's error for an object that is not valid JSON.
 var errInvalidObject = errors.New("invalid JSON object")
 
+// maxMetadataDepth is how deep a device object may nest: its members go to
+// the row's device_metadata, a BigQuery JSON column, which takes at most
+// 500 levels. A deeper device would turn every event of that device into an
+// error record, so its file is refused instead.
+const maxMetadataDepth = 500
+
+// deviceDepth is the nesting depth addJSON gives a device object, so that
+// the validator's limit (maxDepth) falls maxMetadataDepth levels below it.
+const deviceDepth = maxDepth - maxMetadataDepth + 1
+
 // addJSON stores the device of the JSON object that starts at data[0]
 // == '{', and returns the index just past it; bytes after it are ignored.
 // The object is not yet checked: addJSON checks it as valid does while it
@@ -185,7 +197,7 @@ func (b *builder) addJSON(data, key []byte) (end int, err error) {
 		b.jsonText(roleID, len(buf), key)
 		buf = append(buf, key...)
 	}
-	r, ok := openObject(data, 0, 1)
+	r, ok := openObject(data, 0, deviceDepth)
 	for ok {
 		var k, v []byte
 		if k, v, ok = r.nextMember(); !ok || k == nil {

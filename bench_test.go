@@ -187,15 +187,19 @@ func bareHandler(w http.ResponseWriter, r *http.Request) {
 // buffer from 512 bytes).
 func BenchmarkReadBody(b *testing.B) {
 	w := &discardResponse{header: make(http.Header)}
+	f := &function{maxBody: 12 << 20, bodies: newBodyBudget(48 << 20)}
 	for _, bench := range []struct {
 		name string
 		read func(*http.Request) ([]byte, error)
 	}{
 		{"io.ReadAll", func(r *http.Request) ([]byte, error) { return io.ReadAll(http.MaxBytesReader(w, r.Body, 12<<20)) }},
-		{"readBody", func(r *http.Request) ([]byte, error) { return readBody(w, r, 12<<20, nil) }},
+		{"readBody", func(r *http.Request) ([]byte, error) {
+			body, _, err := f.readBody(w, r, nil)
+			return body, err
+		}},
 		{"readBody/reused", func(r *http.Request) ([]byte, error) {
 			buf := bodyBuffers.Get().(*[]byte)
-			body, err := readBody(w, r, 12<<20, *buf)
+			body, _, err := f.readBody(w, r, *buf)
 			*buf = body[:0]
 			bodyBuffers.Put(buf)
 			return body, err

@@ -3,7 +3,7 @@ package enrichevent
 import (
 	"context"
 	"math"
-	"net/http"
+	"time"
 
 	"golang.org/x/sync/semaphore"
 )
@@ -29,11 +29,16 @@ const bodyMemoryFactor = 4
 type bodyBudget struct {
 	sem  *semaphore.Weighted
 	size int64
+
+	wait        time.Duration // how long a body may wait for its bytes
+	readTimeout time.Duration // how long a body that has them may take to arrive
 }
 
-// newBodyBudget returns a budget of size bytes.
+// newBodyBudget returns a budget of size bytes. A body waits at most 20 s
+// for its bytes (deploy.sh gives a request 60 s), and then has 30 s to
+// arrive.
 func newBodyBudget(size int64) *bodyBudget {
-	return &bodyBudget{sem: semaphore.NewWeighted(size), size: size}
+	return &bodyBudget{sem: semaphore.NewWeighted(size), size: size, wait: 20 * time.Second, readTimeout: 30 * time.Second}
 }
 
 // largeBodyBudget is the budget for an instance that accepts bodies of up
@@ -48,22 +53,6 @@ func largeBodyBudget(maxRequest, memLimit int64) int64 {
 		budget = memLimit / 4 / bodyMemoryFactor
 	}
 	return max(budget, maxRequest)
-}
-
-// claim returns the bytes r must take from the budget before its body is
-// read: its Content-Length if the body is large, or limit for a body of
-// unknown length (Pub/Sub and Eventarc always send one). A body over limit
-// is refused unread, so it claims nothing, as does a small body.
-func (b *bodyBudget) claim(r *http.Request, limit int64) int64 {
-	switch n := r.ContentLength; {
-	case n > limit:
-		return 0
-	case n > largeBody:
-		return n
-	case n < 0:
-		return limit
-	}
-	return 0
 }
 
 // acquire waits until n bytes of the budget are free and takes them, or

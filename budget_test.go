@@ -1,11 +1,14 @@
 package enrichevent
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -119,7 +122,7 @@ func TestLargeBodyGivesUpWhenTheRequestEnds(t *testing.T) {
 	if rows, recs := h.output(t); len(rows)+len(recs) != 0 {
 		t.Errorf("rows %v, error records %v; want nothing written", rows, recs)
 	}
-	if !strings.Contains(h.logs.String(), "waiting for memory for large bodies") {
+	if !strings.Contains(h.logs.String(), "no memory free for a large body") {
 		t.Errorf("log %q does not say why the request was not read", h.logs.String())
 	}
 }
@@ -157,26 +160,35 @@ func TestLargeBodyBudgetSize(t *testing.T) {
 	}
 }
 
-// TestBodyClaim: what a request takes from the budget before its body is
-// read.
-func TestBodyClaim(t *testing.T) {
+// TestBodyTaken: what a request takes from the budget for its body, by
+// Content-Length and actual size: nothing for a small body, its
+// Content-Length for a large one, the limit for a body of unknown length
+// only once more than largeBody bytes have arrived, and nothing for a body
+// refused unread.
+func TestBodyTaken(t *testing.T) {
 	const limit = 1 << 20
-	b := newBodyBudget(4 * limit)
 	for _, tc := range []struct {
-		contentLength, want int64
+		contentLength int64
+		size          int
+		want          int64
 	}{
-		{0, 0},
-		{676, 0},
-		{largeBody, 0},
-		{largeBody + 1, largeBody + 1},
-		{limit, limit},
-		{limit + 1, 0}, // refused unread
-		{-1, limit},    // unknown: as much as may arrive
+		{0, 0, 0},
+		{676, 676, 0},
+		{largeBody, largeBody, 0},
+		{largeBody + 1, largeBody + 1, largeBody + 1},
+		{limit, limit, limit},
+		{limit + 1, limit + 1, 0}, // refused unread
+		{-1, 676, 0},              // unknown length, small: never waits
+		{-1, largeBody, 0},
+		{-1, largeBody + 1, limit}, // unknown length, large: as much as may arrive
+		{-1, limit + 1, limit},     // refused once over the limit
 	} {
-		req := httptest.NewRequest("POST", "/", bytes.NewReader(nil))
+		f := &function{maxBody: limit, bodies: newBodyBudget(4 * limit)}
+		req := httptest.NewRequest("POST", "/", bytes.NewReader(make([]byte, tc.size)))
 		req.ContentLength = tc.contentLength
-		if got := b.claim(req, limit); got != tc.want {
-			t.Errorf("claim with Content-Length %d = %d, want %d", tc.contentLength, got, tc.want)
+		_, taken, _ := f.readBody(httptest.NewRecorder(), req, nil)
+		if taken != tc.want {
+			t.Errorf("Content-Length %d, %d bytes: took %d of the budget, want %d", tc.contentLength, tc.size, taken, tc.want)
 		}
 	}
 }
@@ -190,7 +202,8 @@ func TestLargeBodyMemory(t *testing.T) {
 		req := httptest.NewRequest("POST", "/", bytes.NewReader(make([]byte, size)))
 		req.ContentLength = contentLength
 		before := totalAlloc()
-		body, err := readBody(httptest.NewRecorder(), req, 16<<20, nil)
+		f := &function{maxBody: 16 << 20, bodies: newBodyBudget(64 << 20)}
+		body, _, err := f.readBody(httptest.NewRecorder(), req, nil)
 		got := totalAlloc() - before
 		if err != nil || len(body) != size {
 			t.Fatalf("readBody = %d bytes, %v; want %d bytes", len(body), err, size)
@@ -210,4 +223,103 @@ func totalAlloc() uint64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return m.TotalAlloc
+}
+
+// fullBudget gives h's function a budget of one large body and takes all
+// of it, as a large request in flight would.
+func fullBudget(t *testing.T, h *harness) {
+	t.Helper()
+	h.f.bodies = newBodyBudget(1 << 20)
+	if err := h.f.bodies.acquire(context.Background(), 1<<20); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestLargeBodyWaitIsBounded: net/http does not end a request's context
+// when its client goes away while the body is unread, so a large body
+// waits for the budget at most bodyBudget.wait, then answers 503 unread.
+func TestLargeBodyWaitIsBounded(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	fullBudget(t, h)
+	h.f.bodies.wait = 30 * time.Millisecond
+	req, body := pushOfSize("large", 200<<10) // its context never ends
+	if resp := h.serve(req); resp.Code != http.StatusServiceUnavailable {
+		t.Errorf("answer %d %q, want 503", resp.Code, resp.Body)
+	}
+	if n := body.reads.Load(); n != 0 {
+		t.Errorf("body read %d times, want unread", n)
+	}
+}
+
+// TestSmallBodyOfUnknownLengthDoesNotWait: a body without a
+// Content-Length takes nothing from the budget until it turns out large.
+func TestSmallBodyOfUnknownLengthDoesNotWait(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	fullBudget(t, h)
+	h.f.bodies.wait = 30 * time.Millisecond
+	req, _ := pushOfSize("small", 1<<10)
+	req.ContentLength = -1
+	if resp := h.serve(req); resp.Code != http.StatusNoContent {
+		t.Errorf("answer %d %q, want 204", resp.Code, resp.Body)
+	}
+	large, _ := pushOfSize("large", 200<<10)
+	large.ContentLength = -1
+	if resp := h.serve(large); resp.Code != http.StatusServiceUnavailable {
+		t.Errorf("large body of unknown length: answer %d %q, want 503", resp.Code, resp.Body)
+	}
+}
+
+// slowSink is a sink whose writes take a while, and fail if their context
+// ends meanwhile.
+type slowSink struct{ delay time.Duration }
+
+func (s slowSink) WriteRows(ctx context.Context, _ []enrich.Row) error {
+	select {
+	case <-time.After(s.delay):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s slowSink) WriteErrors(ctx context.Context, _ []enrich.ErrorRecord) error {
+	return s.WriteRows(ctx, nil)
+}
+
+// TestLargeBodyReadDeadline, over a real connection: a large body that
+// has its bytes must arrive within bodyBudget.readTimeout, so that a
+// sender that stalls gives the budget back (the request is refused and the
+// next large body goes through); and the deadline ends with the read
+// (net/http clears it), so that a request whose sink takes longer is not
+// cancelled by it.
+func TestLargeBodyReadDeadline(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	h.f.sink = slowSink{delay: 150 * time.Millisecond}
+	h.f.bodies = newBodyBudget(300 << 10) // room for one of these bodies
+	h.f.bodies.wait = 5 * time.Second
+	h.f.bodies.readTimeout = 50 * time.Millisecond
+	srv := httptest.NewServer(h.f)
+	defer srv.Close()
+
+	stalled, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stalled.Close()
+	fmt.Fprintf(stalled, "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n{\"message\":", 200<<10)
+	stalled.SetReadDeadline(time.Now().Add(5 * time.Second)) // not for ever if the server never answers
+	status, err := bufio.NewReader(stalled).ReadString('\n')
+	if err != nil || !strings.Contains(status, " 400 ") {
+		t.Errorf("stalled sender answered %q, %v; want 400 once its body is late", status, err)
+	}
+
+	req, _ := pushOfSize("after-stall", 200<<10)
+	resp, err := http.Post(srv.URL, "application/json", req.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Errorf("large push after the stalled one = %d, want 204 (budget given back, and a sink slower than the read deadline is not cancelled)", resp.StatusCode)
+	}
 }

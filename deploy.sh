@@ -157,7 +157,7 @@ retry_while() {
 			return 0
 		fi
 		if ((attempt == attempts)) || ! grep -qiE "$pattern" "$ERRORS"; then
-			die "$(quote "$1" "$2") failed (attempt $attempt of $attempts): see its output above"
+			die "$(quote "$@") failed (attempt $attempt of $attempts): see its output above"
 		fi
 		note "$why; trying again in ${delay}s (attempt $attempt of $attempts failed)"
 		sleep "$delay"

@@ -29,34 +29,23 @@ type function struct {
 
 // ServeHTTP handles one delivery. The answer tells Pub/Sub what to do:
 // 204 acknowledges (the event is a row or an error record), 413 and 5xx make
-// Pub/Sub redeliver. A large body waits for its bytes in the function's
-// budget before it is read.
+// Pub/Sub redeliver.
 func (f *function) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	n := f.bodies.claim(r, f.maxBody)
-	if n == 0 {
-		f.serve(w, r)
-		return
-	}
-	if err := f.bodies.acquire(r.Context(), n); err != nil {
-		f.log.Error("request not read: it ended while waiting for memory for large bodies, Pub/Sub will redeliver it",
-			"error", err, "content_length", r.ContentLength, traceAttr(f.project, r))
-		http.Error(w, "ended while waiting for memory for large bodies", http.StatusServiceUnavailable)
-		return
-	}
-	defer f.bodies.release(n)
-	f.serve(w, r)
-}
-
-// serve is ServeHTTP once the body may be read.
-func (f *function) serve(w http.ResponseWriter, r *http.Request) {
 	buf := bodyBuffers.Get().(*[]byte)
-	body, err := readBody(w, r, f.maxBody, *buf)
+	body, taken, err := f.readBody(w, r, *buf)
+	if taken > 0 {
+		defer f.bodies.release(taken)
+	}
 	if err != nil {
 		status := http.StatusBadRequest
-		if errors.Is(err, errBodyTooLarge) {
+		switch {
+		case errors.Is(err, errBodyTooLarge):
 			status = http.StatusRequestEntityTooLarge
+		case errors.Is(err, errNoMemory):
+			status = http.StatusServiceUnavailable
 		}
-		f.log.Error("request refused", "error", err, "status", status, traceAttr(f.project, r))
+		f.log.Error("request refused, Pub/Sub will redeliver it", "error", err, "status", status,
+			"content_length", r.ContentLength, traceAttr(f.project, r))
 		http.Error(w, err.Error(), status)
 		return
 	}

@@ -299,7 +299,9 @@ func TestReadBodySizes(t *testing.T) {
 				buf := bytes.Repeat([]byte{'x'}, used)
 				req := httptest.NewRequest("POST", "/", bytes.NewReader(want))
 				req.ContentLength = contentLength
-				got, err := readBody(httptest.NewRecorder(), req, limit, buf)
+				f := &function{maxBody: limit, bodies: newBodyBudget(4 * limit)}
+				got, taken, err := f.readBody(httptest.NewRecorder(), req, buf)
+				f.bodies.release(taken)
 				switch {
 				case n > limit && !errors.Is(err, errBodyTooLarge):
 					t.Errorf("readBody(%d bytes, Content-Length %d, %d-byte buffer) = %d bytes, %v; want errBodyTooLarge", n, contentLength, used, len(got), err)

@@ -221,11 +221,11 @@ func BenchmarkEncodeRow(b *testing.B) {
 // TestErrorRecordSize: size, which decides whether a record must be cut to
 // fit an append before it is encoded, is the length of its encoding, for
 // payloads whose lengths cross the varint sizes of the two payload fields
-// and for payloads that are not UTF-8 (their text is longer).
+// and for payloads that are not UTF-8 (their text is shorter, or longer).
 func TestErrorRecordSize(t *testing.T) {
 	_, enc := newTestErrorEncoder(t)
 	for _, n := range []int{0, 1, 127, 128, 16383, 16384, 1 << 21, 9_000_000} {
-		for _, fill := range []string{"a", "\xff"} {
+		for _, fill := range []string{"a", "\xff", "a\xff"} { // "a\xff": text twice as long as the payload
 			rec := enrich.ErrorRecord{
 				Timestamp: time.Unix(5, 0), Payload: []byte(strings.Repeat(fill, n)), Attributes: map[string]string{"k": "v"},
 				MessageID: "m", Subscription: "s", Reason: enrich.ReasonInvalidJSON, ErrorMessage: "boom",

@@ -107,6 +107,9 @@ func main() {
 	flag.DurationVar(&o.bqLatency, "bq-latency", 0, "with -bq, the fake answers each append this late, as BigQuery across a network")
 	flag.StringVar(&o.writeMeta, "write-metadata", "", "write the metadata file of -devices devices to this path and exit")
 	flag.Parse()
+	if o.pad < 0 {
+		log.Fatalf("-pad %d: want bytes of padding, 0 or more", o.pad)
+	}
 	if o.writeMeta != "" {
 		data, _ := metadataCSV(o.devices, 0)
 		if err := writeAtomic(o.writeMeta, data); err != nil {

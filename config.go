@@ -37,7 +37,7 @@ type config struct {
 }
 
 // defaultMaxRequestBytes admits the push envelope of the largest message
-// Pub/Sub accepts: 10 MB of data is 13.4 MB in base64, and its attributes
+// Pub/Sub accepts: 10 MB of data is 13.3 MB in base64, and its attributes
 // (100 of up to 1,280 bytes) may take up to six times their size as
 // escaped JSON. Cloud Run accepts requests of up to 32 MiB.
 const defaultMaxRequestBytes = 16 << 20

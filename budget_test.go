@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -45,17 +46,27 @@ func pushOfSize(id string, size int) (*http.Request, *watchedBody) {
 }
 
 // holdingSink is a sink whose WriteRows waits until release is closed, so
-// that a request stays in flight.
+// that a request stays in flight. It is safe for concurrent use.
 type holdingSink struct {
 	entered chan string // the message id of each row written
 	release chan struct{}
+	mu      sync.Mutex
 	keepingSink
 }
 
 func (s *holdingSink) WriteRows(ctx context.Context, rows []enrich.Row) error {
 	s.entered <- rows[0].MessageID
 	<-s.release
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	return s.keepingSink.WriteRows(ctx, rows)
+}
+
+// rowCount returns how many rows were written.
+func (s *holdingSink) rowCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.rows)
 }
 
 // TestLargeBodiesWaitForTheBudget: a large body is read only once its
@@ -95,8 +106,8 @@ func TestLargeBodiesWaitForTheBudget(t *testing.T) {
 			t.Errorf("answer %d, want 204", code)
 		}
 	}
-	if len(snk.rows) != 3 {
-		t.Errorf("%d rows, want 3", len(snk.rows))
+	if n := snk.rowCount(); n != 3 {
+		t.Errorf("%d rows, want 3", n)
 	}
 }
 

@@ -184,10 +184,11 @@ func (w *BigQuery) WriteErrors(ctx context.Context, recs []enrich.ErrorRecord) e
 			r.Timestamp = w.cfg.Now()
 		}
 		var d []byte
-		if over := w.errEnc.size(&r) - maxBatchBytes; over > 0 {
-			r, d = w.fitErrorRecord(r, over)
+		text := payloadText(r.Payload)
+		if over := w.errEnc.size(&r, len(text)) - maxBatchBytes; over > 0 {
+			r, d = w.fitErrorRecord(r, text, over)
 		} else {
-			d = w.errEnc.encode(&r, -1)
+			d = w.errEnc.encode(&r, text)
 		}
 		data[i], items[i] = d, r
 	}
@@ -202,28 +203,29 @@ func (w *BigQuery) WriteErrors(ctx context.Context, recs []enrich.ErrorRecord) e
 // too large. The payload is written twice: its text (payloadString) is cut
 // first, so that payloadBytes keeps the exact bytes whenever they fit on
 // their own (a payload of up to about 9 MB); only past that is the payload
-// itself cut. The error message says what was cut.
-func (w *BigQuery) fitErrorRecord(r enrich.ErrorRecord, over int) (enrich.ErrorRecord, []byte) {
+// itself cut. The error message says what was cut. text is
+// payloadText(r.Payload).
+func (w *BigQuery) fitErrorRecord(r enrich.ErrorRecord, text []byte, over int) (enrich.ErrorRecord, []byte) {
 	const slack = 1024 // for the note added to the message
-	if text := len(payloadText(r.Payload)); text >= over+slack {
-		keep := text - over - slack
-		r.ErrorMessage += fmt.Sprintf(" (payloadString cut from %d to at most %d bytes to fit one append; payloadBytes holds the whole payload)", text, keep)
-		return r, w.errEnc.encode(&r, keep)
+	if len(text) >= over+slack {
+		keep := len(text) - over - slack
+		r.ErrorMessage += fmt.Sprintf(" (payloadString cut from %d to at most %d bytes to fit one append; payloadBytes holds the whole payload)", len(text), keep)
+		return r, w.errEnc.encode(&r, cutText(text, keep))
 	}
 	// Cutting the payload shrinks both copies when its text is the payload
 	// itself. A payload that is mostly not UTF-8 has a much shorter text
 	// (a run of invalid bytes is one U+FFFD), so its bytes alone must
 	// shrink by what is still over.
 	n := len(r.Payload)
-	keep := max(n-over/2-slack, 0)
-	cut := r
-	cut.Payload = r.Payload[:keep]
-	if still := w.errEnc.size(&cut) - maxBatchBytes; still > 0 {
-		keep = max(keep-still-slack, 0)
+	payload := r.Payload
+	r.Payload = payload[:max(n-over/2-slack, 0)]
+	text = payloadText(r.Payload)
+	if still := w.errEnc.size(&r, len(text)) - maxBatchBytes; still > 0 {
+		r.Payload = payload[:max(len(r.Payload)-still-slack, 0)]
+		text = payloadText(r.Payload)
 	}
-	r.Payload = r.Payload[:keep]
-	r.ErrorMessage += fmt.Sprintf(" (payload truncated from %d to %d bytes to fit one append)", n, keep)
-	return r, w.errEnc.encode(&r, -1)
+	r.ErrorMessage += fmt.Sprintf(" (payload truncated from %d to %d bytes to fit one append)", n, len(r.Payload))
+	return r, w.errEnc.encode(&r, text)
 }
 
 // rejectRows stores the rows BigQuery rejected as error records; their

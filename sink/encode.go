@@ -119,11 +119,12 @@ func newErrorEncoder(md protoreflect.MessageDescriptor) (*errorEncoder, error) {
 }
 
 // encode returns r as one serialized row. The stacktrace column is left
-// NULL: these are data errors, not crashes. textMax, if not negative, cuts
-// payloadString to at most that many bytes (at a character boundary);
-// payloadBytes always holds all of r.Payload.
-func (e *errorEncoder) encode(r *enrich.ErrorRecord, textMax int) []byte {
-	n := 16*10 + 2*len(r.Payload) + len(r.ErrorMessage) + len(r.MessageID) +
+// NULL: these are data errors, not crashes. text is payloadString:
+// payloadText(r.Payload), or that cut (cutText); payloadBytes always holds
+// all of r.Payload. The caller makes the text once, since a payload can be
+// as large as a Pub/Sub message.
+func (e *errorEncoder) encode(r *enrich.ErrorRecord, text []byte) []byte {
+	n := 16*10 + len(text) + len(r.Payload) + len(r.ErrorMessage) + len(r.MessageID) +
 		len(r.Subscription) + len(r.Reason)
 	for k, v := range r.Attributes {
 		n += len(k) + len(v) + 8
@@ -131,7 +132,7 @@ func (e *errorEncoder) encode(r *enrich.ErrorRecord, textMax int) []byte {
 	b := make([]byte, 0, n)
 	b = appendTime(b, e.timestamp, r.Timestamp)
 	b = protowire.AppendTag(b, e.payloadString, protowire.BytesType)
-	b = protowire.AppendBytes(b, cutText(payloadText(r.Payload), textMax))
+	b = protowire.AppendBytes(b, text)
 	b = protowire.AppendTag(b, e.payloadBytes, protowire.BytesType)
 	b = protowire.AppendBytes(b, r.Payload)
 	keys := make([]string, 0, len(r.Attributes))
@@ -149,14 +150,15 @@ func (e *errorEncoder) encode(r *enrich.ErrorRecord, textMax int) []byte {
 	return b
 }
 
-// size returns len(e.encode(r, -1)), without encoding the payload: an
-// error record can be as large as a Pub/Sub message, and one too large for
-// an append is encoded only once it has been cut to fit.
-func (e *errorEncoder) size(r *enrich.ErrorRecord) int {
+// size returns len(e.encode(r, text)) for a text of textLen bytes, without
+// encoding the payload: an error record can be as large as a Pub/Sub
+// message, and one too large for an append is encoded only once it has
+// been cut to fit.
+func (e *errorEncoder) size(r *enrich.ErrorRecord, textLen int) int {
 	rest := *r
 	rest.Payload = nil // written as two empty fields: a length byte each
-	return len(e.encode(&rest, -1)) - 2 +
-		protowire.SizeBytes(len(payloadText(r.Payload))) + protowire.SizeBytes(len(r.Payload))
+	return len(e.encode(&rest, nil)) - 2 +
+		protowire.SizeBytes(textLen) + protowire.SizeBytes(len(r.Payload))
 }
 
 // appendAttribute appends one element of the REPEATED RECORD attributes.

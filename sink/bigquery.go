@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -207,6 +209,15 @@ func (w *BigQuery) WriteErrors(ctx context.Context, recs []enrich.ErrorRecord) e
 // payloadText(r.Payload).
 func (w *BigQuery) fitErrorRecord(r enrich.ErrorRecord, text []byte, over int) (enrich.ErrorRecord, []byte) {
 	const slack = 1024 // for the note added to the message
+	if bounded, note := boundToPubSub(r); note != "" {
+		// Only a forged request carries more than Pub/Sub allows; what
+		// Pub/Sub allows always fits beside the payload.
+		r = bounded
+		r.ErrorMessage += note
+		if over = w.errEnc.size(&r, len(text)) - maxBatchBytes; over <= 0 {
+			return r, w.errEnc.encode(&r, text)
+		}
+	}
 	if len(text) >= over+slack {
 		keep := len(text) - over - slack
 		r.ErrorMessage += fmt.Sprintf(" (payloadString cut from %d to at most %d bytes to fit one append; payloadBytes holds the whole payload)", len(text), keep)
@@ -226,6 +237,52 @@ func (w *BigQuery) fitErrorRecord(r enrich.ErrorRecord, text []byte, over int) (
 	}
 	r.ErrorMessage += fmt.Sprintf(" (payload truncated from %d to %d bytes to fit one append)", n, len(r.Payload))
 	return r, w.errEnc.encode(&r, text)
+}
+
+// What one Pub/Sub message can carry besides its data: attributes (at
+// most 100, keys of at most 256 bytes, values of at most 1,024), a message
+// id, and the subscription's name. An error record holds no more of them.
+const (
+	maxAttributes     = 100
+	maxAttributeKey   = 256
+	maxAttributeValue = 1024
+	maxNameBytes      = 1024 // message id, subscription
+)
+
+// boundToPubSub returns r with its attributes, message id and
+// subscription cut to what a message through Pub/Sub can carry (the
+// attributes that sort first are kept), and a note for the error message
+// that says what was cut; the note is empty, and r unchanged, when nothing
+// was over. A forged push envelope can be made of megabytes of attributes,
+// whose error record would never fit one append.
+func boundToPubSub(r enrich.ErrorRecord) (enrich.ErrorRecord, string) {
+	var cut []string
+	if len(r.MessageID) > maxNameBytes {
+		r.MessageID = string(cutText([]byte(r.MessageID), maxNameBytes))
+		cut = append(cut, "message id")
+	}
+	if len(r.Subscription) > maxNameBytes {
+		r.Subscription = string(cutText([]byte(r.Subscription), maxNameBytes))
+		cut = append(cut, "subscription")
+	}
+	over := len(r.Attributes) > maxAttributes
+	for k, v := range r.Attributes {
+		over = over || len(k) > maxAttributeKey || len(v) > maxAttributeValue
+	}
+	if over {
+		keys := slices.Sorted(maps.Keys(r.Attributes))
+		attrs := make(map[string]string, min(len(keys), maxAttributes))
+		for _, k := range keys[:min(len(keys), maxAttributes)] {
+			v := r.Attributes[k]
+			attrs[string(cutText([]byte(k), maxAttributeKey))] = string(cutText([]byte(v), maxAttributeValue))
+		}
+		cut = append(cut, fmt.Sprintf("attributes (%d, cut to %d)", len(r.Attributes), len(attrs)))
+		r.Attributes = attrs
+	}
+	if len(cut) == 0 {
+		return r, ""
+	}
+	return r, fmt.Sprintf(" (%s cut to Pub/Sub's limits to fit one append)", strings.Join(cut, ", "))
 }
 
 // rejectRows stores the rows BigQuery rejected as error records; their

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"cloud.google.com/go/bigquery"
 	"github.com/devicestream/enrichevent/enrich"
@@ -481,6 +482,76 @@ func TestBigQueryLargeErrorRecordNotUTF8(t *testing.T) {
 		if msg := r["errorMessage"].(string); !strings.Contains(msg, fmt.Sprintf("payload truncated from %d to %d bytes", len(payload), len(got))) {
 			t.Errorf("errorMessage = %q, want it to say how the payload was cut", msg)
 		}
+	}
+}
+
+// TestBigQueryForgedErrorRecordFits: a forged push can carry megabytes of
+// attributes, message id or subscription, which Pub/Sub never does. Its
+// error record is cut to what Pub/Sub allows, so that it fits one append
+// instead of failing every delivery; a payload beside such attributes is
+// kept whole when it fits.
+func TestBigQueryForgedErrorRecordFits(t *testing.T) {
+	e := newEnv(t, BigQueryConfig{})
+	huge := strings.Repeat("é", 3<<20) // 6 MiB, cut at a character boundary
+	many := map[string]string{}
+	for i := range 150 {
+		many[fmt.Sprintf("k%03d", i)] = strings.Repeat("v", 60_000)
+	}
+	payload := bytes.Repeat([]byte("p"), 4<<20)
+	for _, c := range []struct {
+		id       string
+		rec      enrich.ErrorRecord
+		cut      string
+		attrs    int // attributes kept
+		wholeLen int // payloadBytes kept whole
+	}{
+		{"values", enrich.ErrorRecord{Attributes: map[string]string{"a": huge, "b": huge, "ok": "1"}},
+			"attributes (3, cut to 3)", 3, 3},
+		{"keys", enrich.ErrorRecord{Attributes: map[string]string{huge: "1", huge + "x": "2"}},
+			"attributes (2, cut to 1)", 1, 3}, // both keys cut to the same 256 bytes
+		{"many", enrich.ErrorRecord{Attributes: many, Payload: payload}, "attributes (150, cut to 100)", 100, len(payload)},
+		{"names", enrich.ErrorRecord{Subscription: huge, Attributes: map[string]string{"a": huge}},
+			"subscription, attributes (1, cut to 1)", 1, 3},
+	} {
+		t.Run(c.id, func(t *testing.T) {
+			rec := c.rec
+			rec.MessageID, rec.Reason, rec.ErrorMessage = c.id, enrich.ReasonInvalidEnvelope, "forged"
+			if rec.Payload == nil {
+				rec.Payload = []byte("p p")
+			}
+			if err := e.w.WriteErrors(context.Background(), []enrich.ErrorRecord{rec}); err != nil {
+				t.Fatalf("WriteErrors = %v, want nil", err)
+			}
+			var r map[string]any
+			for _, got := range e.errorRecords() {
+				if got["message_id"] == c.id {
+					r = got
+				}
+			}
+			if r == nil {
+				t.Fatalf("no error record for %s", c.id)
+			}
+			if msg, want := r["errorMessage"].(string), "forged ("+c.cut+" cut to Pub/Sub's limits to fit one append)"; msg != want {
+				t.Errorf("errorMessage = %q, want %q", msg, want)
+			}
+			attrs := r["attributes"].([]any)
+			if len(attrs) != c.attrs {
+				t.Errorf("%d attributes stored, want %d", len(attrs), c.attrs)
+			}
+			for _, a := range attrs {
+				kv := a.(map[string]any)
+				k, v := kv["key"].(string), kv["value"].(string)
+				if len(k) > 256 || len(v) > 1024 || !utf8.ValidString(k) || !utf8.ValidString(v) {
+					t.Errorf("attribute of %d and %d bytes stored, want at most 256 and 1024, valid UTF-8", len(k), len(v))
+				}
+			}
+			if sub := r["subscription"]; sub != nil && len(sub.(string)) > 1024 {
+				t.Errorf("subscription of %d bytes stored, want at most 1024", len(sub.(string)))
+			}
+			if got := r["payloadBytes"].([]byte); len(got) != c.wholeLen {
+				t.Errorf("payloadBytes = %d bytes, want the whole %d", len(got), c.wholeLen)
+			}
+		})
 	}
 }
 

@@ -16,6 +16,7 @@ type config struct {
 	metadataTTL          time.Duration
 	metadataMaxStaleness time.Duration
 	metadataMaxShrink    float64
+	metadataShrinkWait   time.Duration
 	missRefreshInterval  time.Duration
 
 	deviceIDField   string
@@ -51,6 +52,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		metadataTTL:           p.duration("METADATA_TTL", time.Hour),
 		metadataMaxStaleness:  p.duration("METADATA_MAX_STALENESS", 24*time.Hour),
 		metadataMaxShrink:     p.fraction("METADATA_MAX_SHRINK", 0.5),
+		metadataShrinkWait:    p.duration("METADATA_SHRINK_WAIT", time.Hour),
 		missRefreshInterval:   p.duration("METADATA_MISS_REFRESH_INTERVAL", time.Minute),
 		deviceIDField:         p.str("DEVICE_ID_FIELD", "device_id"),
 		eventTimeField:        p.str("EVENT_TIME_FIELD", "event_time"),

@@ -22,6 +22,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 		metadataTTL:          time.Hour,
 		metadataMaxStaleness: 24 * time.Hour,
 		metadataMaxShrink:    0.5,
+		metadataShrinkWait:   time.Hour,
 		missRefreshInterval:  time.Minute,
 		deviceIDField:        "device_id",
 		eventTimeField:       "event_time",
@@ -43,6 +44,7 @@ func TestLoadConfigValues(t *testing.T) {
 		"METADATA_TTL":                   "2s",
 		"METADATA_MAX_STALENESS":         "1m",
 		"METADATA_MAX_SHRINK":            "0.2",
+		"METADATA_SHRINK_WAIT":           "3h",
 		"METADATA_MISS_REFRESH_INTERVAL": "10s",
 		"DEVICE_ID_FIELD":                "serial",
 		"EVENT_TIME_FIELD":               "ts",
@@ -56,7 +58,7 @@ func TestLoadConfigValues(t *testing.T) {
 		t.Fatalf("loadConfig: %v", err)
 	}
 	if c.metadataTTL != 2*time.Second || c.metadataMaxStaleness != time.Minute || c.metadataMaxShrink != 0.2 ||
-		c.missRefreshInterval != 10*time.Second || c.deviceIDField != "serial" || c.eventTimeField != "ts" ||
+		c.metadataShrinkWait != 3*time.Hour || c.missRefreshInterval != 10*time.Second || c.deviceIDField != "serial" || c.eventTimeField != "ts" ||
 		c.maxPayloadBytes != 2048 || c.maxRequestBytes != 4096 || c.bqErrorTable != "errors" || c.logLevel != slog.LevelDebug {
 		t.Errorf("loadConfig = %+v: some value not taken", c)
 	}

@@ -56,6 +56,7 @@ func newFunction(ctx context.Context, cfg config, stdout, stderr io.Writer) (*fu
 			TTL:          cfg.metadataTTL,
 			MaxStaleness: cfg.metadataMaxStaleness,
 			MaxShrink:    cfg.metadataMaxShrink,
+			ShrinkWait:   cfg.metadataShrinkWait,
 			MissInterval: cfg.missRefreshInterval,
 			Logger:       log,
 		}),

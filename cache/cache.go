@@ -8,8 +8,13 @@
 // TTL, the Get that notices starts one background refresh and returns the
 // current snapshot at once. A refresh asks the source for its version first
 // and downloads only when the version changed. A failed or rejected refresh
-// keeps the last good value and backs off; past MaxStaleness, Get fails with
-// ErrStale. A background refresh is paced: it sleeps between reads so that
+// keeps the last good value and backs off. A rejected version is not
+// downloaded again while the source holds it: a check that finds it keeps
+// the value as current (the source answers, and has nothing better), except
+// that a version rejected only for shrinking is accepted once it has stayed
+// ShrinkWait. Past MaxStaleness, Get checks the source before it answers
+// (one check shared by concurrent callers) and fails with ErrStale if that
+// fails or is backing off. A background refresh is paced: it sleeps between reads so that
 // its parse takes at most Config.RefreshShare of its time and leaves the CPU
 // to requests (pace.go).
 //
@@ -22,7 +27,10 @@
 // attributes), DEBUG "metadata unchanged" per metadata-only check, WARNING
 // "metadata refresh failed" (error, age, retry_in) when the source fails,
 // ERROR "metadata rejected" when a new version does not parse or the guard
-// refuses it, ERROR "metadata load failed" when the first load fails.
+// refuses it, ERROR "metadata still rejected" at each check that finds it
+// still there, WARNING "metadata shrink accepted" after ShrinkWait, ERROR
+// "metadata load failed" when the first load fails (once per version for a
+// rejection).
 package cache
 
 import (
@@ -43,6 +51,7 @@ const (
 	defaultTTL          = time.Hour
 	defaultMaxStaleness = 24 * time.Hour
 	defaultMaxShrink    = 0.5
+	defaultShrinkWait   = time.Hour
 	defaultMissInterval = time.Minute
 	defaultLoadTimeout  = 2 * time.Minute
 	defaultBackoff      = 30 * time.Second
@@ -88,6 +97,11 @@ type Config[T any] struct {
 	// the current one; 1 or more allows any shrink. A Size of 0 is always
 	// rejected. Default 0.5.
 	MaxShrink float64
+	// ShrinkWait is how long a version rejected only for shrinking past
+	// MaxShrink must stay the source's version before a refresh accepts
+	// it: a file cut short by mistake is usually replaced sooner, and a
+	// deliberate cut needs no other action. Default 1h.
+	ShrinkWait time.Duration
 	// MissInterval bounds Miss to one early version check per interval.
 	// Default 1m.
 	MissInterval time.Duration
@@ -122,6 +136,7 @@ type Cache[T any] struct {
 	failStreak atomic.Int64                // consecutive failed loads
 	lastMiss   atomic.Int64                // unix ns of the last check started by Miss
 	lastErr    atomic.Pointer[string]      // the last failure, until a success
+	rejected   atomic.Pointer[rejection]   // the last version rejected, until a success
 
 	loads, checks, downloads, failures, rejections atomic.Int64
 
@@ -149,6 +164,7 @@ func New[T any](cfg Config[T]) *Cache[T] {
 	setDefault(&cfg.TTL, defaultTTL)
 	setDefault(&cfg.MaxStaleness, defaultMaxStaleness)
 	setDefault(&cfg.MaxShrink, defaultMaxShrink)
+	setDefault(&cfg.ShrinkWait, defaultShrinkWait)
 	setDefault(&cfg.MissInterval, defaultMissInterval)
 	setDefault(&cfg.LoadTimeout, defaultLoadTimeout)
 	setDefault(&cfg.Backoff, defaultBackoff)
@@ -185,13 +201,49 @@ func (c *Cache[T]) Get(ctx context.Context) (*Snapshot[T], error) {
 		return s, nil
 	}
 	if age > c.cfg.MaxStaleness {
-		err := c.staleError(age) // before the refresh can clear the last error
-		c.startRefresh(ctx, c.cfg.TTL)
-		return nil, err
+		return c.renew(ctx, s, age)
 	}
 	c.startRefresh(ctx, c.cfg.TTL)
 	return s, nil
 }
+
+// renew refreshes stale snapshot s, whose age is age, before answering: an
+// instance that saw no request for longer than MaxStaleness (a minimum
+// instance at night) must not fail its first requests while the source is
+// fine. Concurrent callers share the refresh, and each waits at most until
+// its ctx is done. Backing off after a failure, or while a background
+// refresh runs, it fails at once with ErrStale.
+func (c *Cache[T]) renew(ctx context.Context, s *Snapshot[T], age time.Duration) (*Snapshot[T], error) {
+	if c.cfg.Now().UnixNano() < c.retryAt.Load() {
+		return nil, c.staleError(age)
+	}
+	c.begin()
+	ch := c.cold.DoChan("renew", func() (any, error) {
+		if !c.refreshing.CompareAndSwap(false, true) {
+			return nil, errRefreshing
+		}
+		defer c.refreshing.Store(false)
+		if now := c.cur.Load(); now != s { // renewed just before
+			return now, nil
+		}
+		return c.refresh(ctx, s)
+	})
+	select {
+	case r := <-ch:
+		c.end()
+		if r.Err != nil {
+			return nil, c.staleError(age)
+		}
+		return r.Val.(*Snapshot[T]), nil
+	case <-ctx.Done():
+		go func() { <-ch; c.end() }()
+		return nil, c.staleError(age)
+	}
+}
+
+// errRefreshing is what renew's flight reports when a background refresh
+// is already running: the caller answers ErrStale.
+var errRefreshing = errors.New("cache: a refresh is running")
 
 // load performs the first load, shared by concurrent callers.
 func (c *Cache[T]) load(ctx context.Context) (*Snapshot[T], error) {

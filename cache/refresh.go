@@ -91,12 +91,64 @@ func (c *Cache[T]) update(ctx context.Context, cur *Snapshot[T]) (*Snapshot[T], 
 		if cur != nil && v.Same(cur.Version) {
 			return c.confirm(ctx, cur), nil
 		}
-		s, err := c.fetch(ctx, cur, v)
+		rej := c.rejected.Load()
+		if rej != nil && !v.Same(rej.version) {
+			rej = nil
+		}
+		acceptShrink := rej != nil && rej.shrink && cur != nil && c.cfg.Now().Sub(rej.at) >= c.cfg.ShrinkWait
+		if rej != nil && !acceptShrink {
+			return c.stillRejected(ctx, cur, rej)
+		}
+		s, err := c.fetch(ctx, cur, v, acceptShrink)
 		if attempt == 1 && errors.Is(err, ErrVersionGone) {
 			continue
 		}
+		if errors.Is(err, ErrRejected) && rej == nil {
+			c.rejected.Store(&rejection{version: v, err: err, at: c.cfg.Now(), shrink: errors.Is(err, errShrunk)})
+		}
 		return s, err
 	}
+}
+
+// rejection is a version of the source that the cache rejected: bad data,
+// which no retry of the download can fix. While the source still holds it,
+// refreshes only ask for the version and do not download it again.
+type rejection struct {
+	version Version
+	err     error
+	at      time.Time // when this version was first rejected
+	shrink  bool      // by the shrink guard only: accepted once it has stayed ShrinkWait
+}
+
+// errStillRejected marks the error of a first load that found the source
+// still at a version already rejected: it is not logged again.
+var errStillRejected = errors.New("still the source's version, not downloaded again")
+
+// stillRejected handles a source still at version rej.version, already
+// rejected. A first load fails with the rejection again. A refresh keeps
+// cur and counts as a check: the source answers, and cur is the best value
+// it has, so cur is served (its CheckedAt renewed) rather than going stale;
+// the rejection is logged again at every such check.
+func (c *Cache[T]) stillRejected(ctx context.Context, cur *Snapshot[T], rej *rejection) (*Snapshot[T], error) {
+	if cur == nil {
+		return nil, fmt.Errorf("%w (%w)", rej.err, errStillRejected)
+	}
+	s := *cur
+	s.CheckedAt = c.cfg.Now()
+	c.cur.Store(&s) // not publish: the rejection stays the last error
+	c.checks.Add(1)
+	attrs := []slog.Attr{
+		slog.String("source", c.cfg.Source.String()),
+		slog.Int64("rejected_generation", rej.version.Generation),
+		slog.String("rejected_for", s.CheckedAt.Sub(rej.at).String()),
+		slog.Int64("generation", cur.Version.Generation),
+		slog.String("error", rej.err.Error()),
+	}
+	if rej.shrink {
+		attrs = append(attrs, slog.String("accepted_in", (c.cfg.ShrinkWait-s.CheckedAt.Sub(rej.at)).String()))
+	}
+	c.logger().LogAttrs(ctx, slog.LevelError, "metadata still rejected", attrs...)
+	return &s, nil
 }
 
 // confirm publishes cur again with a new CheckedAt: a metadata-only check.
@@ -112,15 +164,24 @@ func (c *Cache[T]) confirm(ctx context.Context, cur *Snapshot[T]) *Snapshot[T] {
 	return &s
 }
 
-// fetch downloads and parses version v, checks it against the guard and
-// publishes it.
-func (c *Cache[T]) fetch(ctx context.Context, cur *Snapshot[T], v Version) (*Snapshot[T], error) {
+// fetch downloads and parses version v, checks it against the guard (its
+// shrink limit too, unless acceptShrink) and publishes it.
+func (c *Cache[T]) fetch(ctx context.Context, cur *Snapshot[T], v Version, acceptShrink bool) (*Snapshot[T], error) {
 	start := time.Now()
 	value, n, paused, err := c.download(ctx, v, cur != nil)
 	if err != nil {
 		return nil, err
 	}
 	size := c.size(value)
+	if acceptShrink {
+		c.logger().LogAttrs(ctx, slog.LevelWarn, "metadata shrink accepted",
+			slog.String("source", c.cfg.Source.String()),
+			slog.Int64("generation", v.Generation),
+			slog.Int("size", size),
+			slog.Int("previous_size", cur.size),
+			slog.String("held_for", c.cfg.ShrinkWait.String()))
+		cur = nil // the guard checks only that it has entries
+	}
 	if err := c.guard(cur, v, size); err != nil {
 		c.rejections.Add(1)
 		return nil, err
@@ -177,7 +238,10 @@ func (c *Cache[T]) download(ctx context.Context, v Version, paced bool) (value T
 		paused = p.slept
 	}
 	switch {
-	case err != nil && counted.err != nil: // the download failed: try again later
+	case counted.err != nil: // the download failed, even if what arrived parsed: try again later
+		if err == nil {
+			err = counted.err
+		}
 		return value, counted.n, paused, fmt.Errorf("read %s generation %d: %w", c.cfg.Source, v.Generation, err)
 	case err != nil: // every byte arrived and they do not parse: bad data
 		c.rejections.Add(1)
@@ -197,6 +261,9 @@ func (c *Cache[T]) parse(r io.Reader, v Version) (value T, err error) {
 	return c.cfg.Parse(r, v)
 }
 
+// errShrunk marks a version the guard rejected only for having shrunk.
+var errShrunk = errors.New("accepted")
+
 // guard rejects a new value with no entries, or with fewer than
 // (1-MaxShrink) times the current value's entries.
 func (c *Cache[T]) guard(cur *Snapshot[T], v Version, size int) error {
@@ -207,8 +274,8 @@ func (c *Cache[T]) guard(cur *Snapshot[T], v Version, size int) error {
 		return fmt.Errorf("%w: %s generation %d has no entries", ErrRejected, c.cfg.Source, v.Generation)
 	}
 	if cur != nil && float64(size) < (1-c.cfg.MaxShrink)*float64(cur.size) {
-		return fmt.Errorf("%w: %s generation %d has %d entries, down from %d (max shrink %g)",
-			ErrRejected, c.cfg.Source, v.Generation, size, cur.size, c.cfg.MaxShrink)
+		return fmt.Errorf("%w: %s generation %d has %d entries, down from %d (max shrink %g; %w once it has stayed %s)",
+			ErrRejected, c.cfg.Source, v.Generation, size, cur.size, c.cfg.MaxShrink, errShrunk, c.cfg.ShrinkWait)
 	}
 	return nil
 }
@@ -223,6 +290,7 @@ func (c *Cache[T]) size(value T) int {
 // publish makes s the current snapshot and clears the failure state.
 func (c *Cache[T]) publish(s *Snapshot[T]) {
 	c.cur.Store(s)
+	c.rejected.Store(nil)
 	c.failStreak.Store(0)
 	c.retryAt.Store(0)
 	c.lastErr.Store(nil)
@@ -243,7 +311,9 @@ func (c *Cache[T]) fail(ctx context.Context, cur *Snapshot[T], err error) {
 	}
 	if cur == nil {
 		c.coldErr.Store(&coldFailure{err: err, at: now})
-		c.logger().LogAttrs(ctx, slog.LevelError, "metadata load failed", attrs...)
+		if !errors.Is(err, errStillRejected) { // logged when first rejected
+			c.logger().LogAttrs(ctx, slog.LevelError, "metadata load failed", attrs...)
+		}
 		return
 	}
 	attrs = append(attrs,

@@ -153,7 +153,8 @@ func TestGuardRejectsEmptyFirstLoad(t *testing.T) {
 }
 
 // 6. Past MaxStaleness without a good check, Get fails with ErrStale, and
-// still starts refreshes (with backoff) until one succeeds.
+// still tries the source (with backoff) until it answers: that Get then
+// gets the renewed value.
 func TestMaxStaleness(t *testing.T) {
 	f := newFixture(t, lines(3), nil)
 	f.get()
@@ -171,11 +172,7 @@ func TestMaxStaleness(t *testing.T) {
 		{30 * time.Second, false, 3}, // stale, attempt
 		{time.Minute - 1, false, 3},  // stale, backing off
 		{1, false, 4},                // stale, attempt
-		{2 * time.Minute, true, 5},   // stale, attempt that succeeds
 	} {
-		if step.restore {
-			f.write(lines(3))
-		}
 		f.clock.Advance(step.advance)
 		s, err := f.c.Get(context.Background())
 		f.c.Wait()
@@ -185,15 +182,61 @@ func TestMaxStaleness(t *testing.T) {
 		if !strings.Contains(err.Error(), "file does not exist") {
 			t.Errorf("Get() error = %q, want it to carry the last refresh error", err)
 		}
-		opens := int64(1)
-		if step.restore {
-			opens = 2
+		f.wantCalls(step.stats, 1)
+	}
+	f.write(lines(3)) // the source is back
+	f.clock.Advance(2 * time.Minute)
+	if s := f.get(); len(s.Value) != 3 || !s.CheckedAt.Equal(f.clock.Now()) {
+		t.Errorf("Get() = %q checked at %v once the source is back, want 3 lines checked now", s.Value, s.CheckedAt)
+	}
+	f.wantCalls(5, 2)
+}
+
+// 6. An instance idle for longer than MaxStaleness (a minimum instance at
+// night) renews its value before it answers: its first request does not
+// fail while the source is fine.
+func TestStaleValueRenewedBeforeAnswer(t *testing.T) {
+	f := newFixture(t, lines(3), nil)
+	first := f.get()
+	f.clock.Advance(25 * time.Hour)
+	s := f.get()
+	if s.Version != first.Version || !s.CheckedAt.Equal(f.clock.Now()) {
+		t.Errorf("Get() after 25h idle = version %v checked at %v, want %v checked now", s.Version, s.CheckedAt, first.Version)
+	}
+	f.wantCalls(2, 1) // a version check, no download
+	if n := cache.Running(f.c); n != 0 {
+		t.Errorf("%d refreshes running after Get returned, want 0", n)
+	}
+}
+
+// 6. Requests that find the value stale at once share one renewal, and a
+// renewal that fails leaves them all with ErrStale and the source backing
+// off.
+func TestStaleRenewalShared(t *testing.T) {
+	f := newFixture(t, lines(3), nil)
+	f.get()
+	f.clock.Advance(25 * time.Hour)
+	f.fs.remove(fileName)
+	release := f.src.closeGate()
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Go(func() { _, errs[i] = f.c.Get(context.Background()) })
+	}
+	<-f.src.entered
+	waitRunning(f.c, len(errs))
+	release()
+	wg.Wait()
+	for _, err := range errs {
+		if !errors.Is(err, cache.ErrStale) || !strings.Contains(err.Error(), "file does not exist") {
+			t.Errorf("Get() error = %v, want ErrStale with the refresh's error", err)
 		}
-		f.wantCalls(step.stats, opens)
 	}
-	if s := f.get(); len(s.Value) != 3 {
-		t.Errorf("Get().Value = %q after a good refresh, want 3 lines", s.Value)
+	f.wantCalls(2, 1)
+	if _, err := f.c.Get(context.Background()); !errors.Is(err, cache.ErrStale) {
+		t.Errorf("Get() while backing off = %v, want ErrStale", err)
 	}
+	f.wantCalls(2, 1) // no new attempt
 }
 
 // 2. A Get or Miss that saw the old snapshot but reaches startRefresh only
@@ -356,4 +399,142 @@ func (w workingReader) Read(b []byte) (int, error) {
 	n, err := w.r.Read(b)
 	w.work(time.Millisecond)
 	return n, err
+}
+
+// 5. A version that was rejected is not downloaded again while the source
+// still holds it, and it does not make the last good value go stale: the
+// source answers, and the value is the best it has. The rejection is
+// logged at every check, until a new version loads.
+func TestRejectedVersionKeptOut(t *testing.T) {
+	f := newFixture(t, lines(3), nil)
+	first := f.get()
+	f.write("d0\nd1") // cut short: does not parse
+	f.clock.Advance(time.Hour)
+	f.settle()
+	f.wantCalls(2, 2)
+	for range 30 { // 30 hours, well past MaxStaleness
+		f.clock.Advance(time.Hour)
+		if s := f.settle(); s.Version != first.Version {
+			t.Fatalf("Get() = version %v, want the last good %v", s.Version, first.Version)
+		}
+	}
+	f.wantCalls(2+30, 2) // version checks only
+	if n := len(f.logs.records(t, "metadata rejected")); n != 1 {
+		t.Errorf("%d \"metadata rejected\" log lines, want 1", n)
+	}
+	still := f.logs.records(t, "metadata still rejected")
+	if len(still) != 30 || still[0]["level"] != "ERROR" || still[29]["rejected_for"] != "30h0m0s" ||
+		!strings.Contains(still[0]["error"].(string), "partial last line") {
+		t.Errorf("%d \"metadata still rejected\" log lines (first %v, last %v), want 30 at ERROR, the last rejected for 30h",
+			len(still), still[0], still[len(still)-1])
+	}
+	if st := f.c.Stats(); !strings.Contains(st.LastError, "partial last line") {
+		t.Errorf("Stats().LastError = %q, want the rejection", st.LastError)
+	}
+	f.write(lines(4)) // fixed
+	f.clock.Advance(time.Hour)
+	if s := f.settle(); len(s.Value) != 3 {
+		t.Fatalf("Get() = %d lines, want the last good 3 until the refresh", len(s.Value))
+	}
+	if s := f.get(); len(s.Value) != 4 {
+		t.Errorf("Get() = %d lines once fixed, want 4", len(s.Value))
+	}
+	if st := f.c.Stats(); st.LastError != "" {
+		t.Errorf("Stats().LastError = %q after a good load, want none", st.LastError)
+	}
+}
+
+// 5. A first load that finds a version already rejected fails at once,
+// without downloading it again or logging it again; a new version loads.
+func TestColdRejectionNotDownloadedAgain(t *testing.T) {
+	f := newFixture(t, "d0\nd1", nil)
+	for i := range 5 {
+		if _, err := f.c.Get(context.Background()); !errors.Is(err, cache.ErrRejected) || !strings.Contains(err.Error(), "partial last line") {
+			t.Fatalf("Get() #%d error = %v, want the rejection", i, err)
+		}
+		f.clock.Advance(time.Second)
+	}
+	f.wantCalls(5, 1)
+	if n := len(f.logs.records(t, "metadata load failed")); n != 1 {
+		t.Errorf("%d \"metadata load failed\" log lines, want 1", n)
+	}
+	f.write(lines(2))
+	if s := f.get(); len(s.Value) != 2 {
+		t.Errorf("Get() = %d lines once fixed, want 2", len(s.Value))
+	}
+}
+
+// 5. A version rejected only for shrinking past MaxShrink is accepted once
+// it has stayed the source's version for ShrinkWait: a deliberate cut
+// needs no other action. One replaced sooner never loads.
+func TestShrinkAcceptedOnceItStays(t *testing.T) {
+	f := newFixture(t, lines(10), nil)
+	f.get()
+	f.write(lines(4))
+	f.clock.Advance(time.Hour)
+	f.settle() // rejected
+	f.clock.Advance(30 * time.Second)
+	f.settle() // backoff over: a version check only
+	if s := f.get(); len(s.Value) != 10 {
+		t.Fatalf("Get() = %d lines, want the 10 kept while the shrink waits", len(s.Value))
+	}
+	f.wantCalls(3, 2)
+	if still := f.logs.records(t, "metadata still rejected"); len(still) != 1 || still[0]["accepted_in"] != "59m30s" {
+		t.Errorf("\"metadata still rejected\" log lines = %v, want one saying it is accepted in 59m30s", still)
+	}
+	f.clock.Advance(time.Hour)
+	f.settle()
+	if s := f.get(); len(s.Value) != 4 {
+		t.Errorf("Get() = %d lines an hour after the shrink, want 4", len(s.Value))
+	}
+	f.wantCalls(4, 3)
+	if acc := f.logs.records(t, "metadata shrink accepted"); len(acc) != 1 || acc[0]["level"] != "WARN" ||
+		acc[0]["size"] != 4.0 || acc[0]["previous_size"] != 10.0 {
+		t.Errorf("\"metadata shrink accepted\" log lines = %v, want one WARN line, size 4, previous 10", acc)
+	}
+
+	// A shrink replaced by a good version within the hour never loads.
+	f.write(lines(1))
+	f.clock.Advance(time.Hour)
+	f.settle() // rejected
+	f.write(lines(5))
+	f.clock.Advance(30 * time.Second)
+	f.settle()
+	f.clock.Advance(time.Hour)
+	f.settle()
+	if s := f.get(); len(s.Value) != 5 {
+		t.Errorf("Get() = %d lines, want the 5 that replaced the shrink", len(s.Value))
+	}
+	if n := len(f.logs.records(t, "metadata shrink accepted")); n != 1 {
+		t.Errorf("%d \"metadata shrink accepted\" log lines, want still 1", n)
+	}
+}
+
+// 4. A download that fails is a failed refresh even when the parser,
+// which may have lost the read error (bufio.Reader.Peek drops it), made
+// something of the bytes that arrived: they are not the whole version.
+func TestReadErrorFailsParsedDownload(t *testing.T) {
+	lenient := func(r io.Reader, _ cache.Version) ([]string, error) {
+		b, _ := io.ReadAll(r) // drops the error, as a Peek would
+		return []string{string(b)}, nil
+	}
+	f := newFixture(t, lines(3), func(c *cache.Config[[]string]) { c.Parse = lenient })
+	first := f.get()
+	f.write(lines(4))
+	err := errors.New("connection reset")
+	f.src.readErr.Store(&err)
+	f.clock.Advance(time.Hour)
+	if s := f.settle(); s != first {
+		t.Fatalf("Get() = %p, want the last good snapshot %p", s, first)
+	}
+	if s := f.get(); s.Version != first.Version {
+		t.Errorf("Get() after a failed download = version %v, want %v", s.Version, first.Version)
+	}
+	st := f.c.Stats()
+	if st.Failures != 1 || st.Rejections != 0 || !strings.Contains(st.LastError, "connection reset") {
+		t.Errorf("Stats() Failures, Rejections, LastError = %d, %d, %q, want 1, 0, the read error", st.Failures, st.Rejections, st.LastError)
+	}
+	if n := len(f.logs.records(t, "metadata refresh failed")); n != 1 {
+		t.Errorf("%d \"metadata refresh failed\" log lines, want 1", n)
+	}
 }

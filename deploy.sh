@@ -604,12 +604,28 @@ if [[ $TARGET == function ]]; then
 	# and the agent's permissions take minutes to propagate: until then the
 	# trigger, and so the deploy, fails. It is tried again after 30 s and
 	# then every 60 s, 6 times in all (each attempt builds the code again).
+	# A trigger given again on an update makes Cloud Functions delete and
+	# recreate it, with a new subscription: the old one's backlog (events
+	# being redelivered) is lost. So the trigger flags are passed only when
+	# the function has no trigger yet, or one that differs.
+	trigger_flags=(--trigger-topic="$TOPIC" --retry --trigger-service-account="$INVOKER_EMAIL")
+	if current=$(lookup gcloud functions describe "$NAME" --gen2 --project="$PROJECT" --region="$REGION" \
+		--format='value(eventTrigger.pubsubTopic,eventTrigger.serviceAccountEmail,eventTrigger.retryPolicy,state,eventTrigger.trigger)'); then
+		# A function whose last deploy failed may have no working trigger.
+		if [[ $current == "projects/$PROJECT/topics/$TOPIC	$INVOKER_EMAIL	RETRY_POLICY_RETRY	ACTIVE	"?* ]]; then
+			trigger_flags=()
+			note "trigger of $NAME: present (kept, with its subscription)"
+		elif [[ $current == projects/* && $current != "projects/$PROJECT/topics/$TOPIC	"* ]]; then
+			note "warning: the trigger of $NAME reads ${current%%	*}, not topic $TOPIC: Cloud Functions replaces it and its subscription, and the events waiting in the old subscription are dropped"
+		fi
+	else
+		(($? == 3)) || exit
+	fi
 	retry_while 'Eventarc Service Agent' \
 		"Eventarc's service agent is new in this project and its permissions are still propagating" \
 		6 $((RETRY_DELAY * 15)) \
 		gcloud functions deploy "$NAME" --gen2 --runtime=go126 \
-		--entry-point=EnrichEvent --trigger-topic="$TOPIC" --retry \
-		--trigger-service-account="$INVOKER_EMAIL" --timeout="${TIMEOUT}s" \
+		--entry-point=EnrichEvent ${trigger_flags[@]+"${trigger_flags[@]}"} --timeout="${TIMEOUT}s" \
 		--ingress-settings="$ingress" --no-allow-unauthenticated \
 		--serve-all-traffic-latest-revision \
 		"${COMMON_FLAGS[@]}" --format=none --quiet

@@ -57,6 +57,9 @@ func (s *Server) functions(r Request) (int, any) {
 			return notFound(r)
 		}
 		q, _ := url.ParseQuery(r.Query)
+		if touchesTrigger(q.Get("updateMask")) {
+			s.dropTrigger(fn)
+		}
 		merge(fn, decode(r.Body), q.Get("updateMask"))
 		if op := s.failTrigger(parent, fn); op != nil {
 			return http.StatusOK, op
@@ -86,6 +89,35 @@ func (s *Server) failTrigger(parent string, fn map[string]any) map[string]any {
 	return op
 }
 
+// touchesTrigger reports whether an update mask names the event trigger.
+func touchesTrigger(mask string) bool {
+	for _, path := range strings.Split(mask, ",") {
+		if top := strings.SplitN(path, ".", 2)[0]; top == "event_trigger" || top == "eventTrigger" {
+			return true
+		}
+	}
+	return false
+}
+
+// dropTrigger deletes fn's Eventarc trigger and its subscription, as Cloud
+// Functions does when an update gives the trigger again: it recreates
+// both, and the old subscription's messages are lost. The next trigger
+// gets another name (TriggerRecreations counts them).
+func (s *Server) dropTrigger(fn map[string]any) {
+	et, _ := fn["eventTrigger"].(map[string]any)
+	trigger, _ := et["trigger"].(string)
+	if trigger == "" {
+		return
+	}
+	if t, ok := s.res["eventarc:"+trigger]; ok {
+		transport, _ := t["transport"].(map[string]any)
+		pubsub, _ := transport["pubsub"].(map[string]any)
+		delete(s.res, "pubsub:"+fmt.Sprint(pubsub["subscription"]))
+	}
+	delete(s.res, "eventarc:"+trigger)
+	s.TriggerRecreations++
+}
+
 // populateFunction fills a function's output-only fields and makes sure its
 // service, trigger and trigger subscription exist.
 func (s *Server) populateFunction(fn map[string]any, project, region, id string) {
@@ -106,8 +138,9 @@ func (s *Server) populateFunction(fn map[string]any, project, region, id string)
 	if et == nil {
 		return
 	}
-	trigger := "projects/" + project + "/locations/" + region + "/triggers/" + id + "-551292"
-	sub := "projects/" + project + "/subscriptions/eventarc-" + region + "-" + id + "-551292-sub-712"
+	suffix := fmt.Sprintf("%d", 551292+s.TriggerRecreations)
+	trigger := "projects/" + project + "/locations/" + region + "/triggers/" + id + "-" + suffix
+	sub := "projects/" + project + "/subscriptions/eventarc-" + region + "-" + id + "-" + suffix + "-sub-712"
 	topic, _ := et["pubsubTopic"].(string)
 	et["trigger"], et["triggerRegion"] = trigger, region
 	et["eventType"] = "google.cloud.pubsub.topic.v1.messagePublished"

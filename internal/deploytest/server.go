@@ -71,6 +71,11 @@ type Server struct {
 	// Eventarc Service Agent", leaving the function FAILED, without a
 	// trigger.
 	EventarcLag int
+	// TriggerRecreations counts the function updates that gave the event
+	// trigger again, which Cloud Functions answers by deleting the trigger
+	// and its subscription (and the events waiting there) and creating new
+	// ones. Read it after the script has run.
+	TriggerRecreations int
 
 	// bigQueryDiscovery is served as BigQuery's discovery document, which bq
 	// fetches from any endpoint but Google's own.

@@ -334,3 +334,16 @@ func TestLargeBodyReadDeadline(t *testing.T) {
 		t.Errorf("large push after the stalled one = %d, want 204 (budget given back, and a sink slower than the read deadline is not cancelled)", resp.StatusCode)
 	}
 }
+
+// TestMetadataTableLimit: a devices table may keep 45 % of the Go memory
+// limit, so that a refresh (two tables) fits it; a million devices of the
+// sample's columns (171 bytes each, enrich's TestParseMetadataWithinLimit
+// measures Bytes) fit deploy.sh's 409MiB; 1 GiB without a limit.
+func TestMetadataTableLimit(t *testing.T) {
+	if got := metadataTableLimit(math.MaxInt64); got != 1<<30 {
+		t.Errorf("metadataTableLimit(none) = %d, want 1 GiB", got)
+	}
+	if got, million := metadataTableLimit(409<<20), int64(1_000_000*171); got < million || got > (409<<20)/2 {
+		t.Errorf("metadataTableLimit(409 MiB) = %d, want at least a million devices (%d) and at most half the limit", got, million)
+	}
+}

@@ -1,9 +1,12 @@
 package enrichevent
 
 import (
+	"fmt"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -79,4 +82,27 @@ func resetInstance(t *testing.T) {
 		built.fn.Store(fn)
 		built.err, built.at, built.final = err, at, final
 	})
+}
+
+// TestMetadataTooLargeForTheMemoryLimit: under a Go memory limit, a
+// metadata file whose table would keep more than 45 % of it fails its
+// load (500, and the error says why) instead of the instance.
+func TestMetadataTooLargeForTheMemoryLimit(t *testing.T) {
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(4 << 20)) // a table of 1.8 MiB at most
+	var csv strings.Builder
+	csv.WriteString("device_id,asset_tag,location_id,tenant_name\n")
+	for i := range 20_000 { // about 2.2 MiB of table
+		fmt.Fprintf(&csv, "vr-%04d,AT-%d,LOC-%d,acme\n", i, i, i)
+	}
+	path := filepath.Join(t.TempDir(), "devices.csv")
+	if err := os.WriteFile(path, []byte(csv.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, map[string]string{"METADATA_URI": path}, nil)
+	debug.SetMemoryLimit(math.MaxInt64) // the test's own allocations are not limited
+	resp := h.serve(sampleRequest(t, "push.http"))
+	if resp.Code != http.StatusInternalServerError || !strings.Contains(resp.Body.String(), "the devices table would keep more than 1.8 MiB") ||
+		!strings.Contains(resp.Body.String(), "deploy with more memory") {
+		t.Errorf("POST = %d %q, want 500 saying the table is too large", resp.Code, resp.Body)
+	}
 }

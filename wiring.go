@@ -3,9 +3,11 @@ package enrichevent
 import (
 	"context"
 	"embed"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -38,11 +40,12 @@ func newFunction(ctx context.Context, cfg config, stdout, stderr io.Writer) (*fu
 	if err != nil {
 		return nil, err
 	}
+	memLimit := debug.SetMemoryLimit(-1)
 	return &function{
 		log:     log,
 		project: cfg.project,
 		maxBody: cfg.maxRequestBytes,
-		bodies:  newBodyBudget(largeBodyBudget(cfg.maxRequestBytes, debug.SetMemoryLimit(-1))),
+		bodies:  newBodyBudget(largeBodyBudget(cfg.maxRequestBytes, memLimit)),
 		opts: enrich.Options{
 			DeviceIDField:   cfg.deviceIDField,
 			EventTimeField:  cfg.eventTimeField,
@@ -50,7 +53,7 @@ func newFunction(ctx context.Context, cfg config, stdout, stderr io.Writer) (*fu
 		},
 		meta: cache.New(cache.Config[*enrich.Devices]{
 			Source:       src,
-			Parse:        parseMetadata,
+			Parse:        metadataParser(metadataTableLimit(memLimit)),
 			Size:         (*enrich.Devices).Len,
 			Describe:     describeMetadata,
 			TTL:          cfg.metadataTTL,
@@ -129,8 +132,31 @@ func newSink(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger
 	return sink.NewBigQuery(ctx, bqc)
 }
 
-func parseMetadata(r io.Reader, v cache.Version) (*enrich.Devices, error) {
-	return enrich.ParseMetadata(r, enrich.FormatHint{Name: v.Name, ContentType: v.ContentType, ContentEncoding: v.ContentEncoding})
+// metadataParser returns the cache's Parse: a devices table of at most
+// maxBytes.
+func metadataParser(maxBytes int64) func(io.Reader, cache.Version) (*enrich.Devices, error) {
+	return func(r io.Reader, v cache.Version) (*enrich.Devices, error) {
+		hint := enrich.FormatHint{Name: v.Name, ContentType: v.ContentType, ContentEncoding: v.ContentEncoding}
+		d, err := enrich.ParseMetadataWithin(r, hint, maxBytes)
+		if errors.Is(err, enrich.ErrTableTooLarge) {
+			err = fmt.Errorf("%w: the limit is 45%% of the Go memory limit (GOMEMLIMIT, which deploy.sh sets to 80%% of --memory): deploy with more memory", err)
+		}
+		return d, err
+	}
+}
+
+// metadataTableLimit is the most a devices table may keep under a Go
+// memory limit of memLimit bytes (math.MaxInt64 for none): 45 % of it,
+// since a refresh holds two tables (a million devices of the sample's
+// columns keep 163 MiB, and deploy.sh's 512Mi instance has a limit of
+// 409 MiB); 1 GiB without a limit. A larger file fails its load (and the
+// last good table stays) instead of getting the instance killed for
+// memory at every start.
+func metadataTableLimit(memLimit int64) int64 {
+	if memLimit == math.MaxInt64 {
+		return 1 << 30
+	}
+	return memLimit / 100 * 45
 }
 
 func describeMetadata(d *enrich.Devices) []slog.Attr {
@@ -140,5 +166,6 @@ func describeMetadata(d *enrich.Devices) []slog.Attr {
 		slog.Int("rows", s.Rows),
 		slog.Int("blank_ids", s.Blank),
 		slog.Int("duplicate_ids", s.Duplicates),
+		slog.Int64("table_bytes", d.Bytes()),
 	}
 }

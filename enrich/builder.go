@@ -1,6 +1,11 @@
 package enrich
 
-import "strings"
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"unsafe"
+)
 
 // role is what a metadata column means to a row.
 type role uint8
@@ -99,6 +104,8 @@ type builder struct {
 	spans  [numRoles]span // the fields of the record being built
 	text   [numRoles]string
 	stats  ParseStats
+	limit  int64 // of used; 0 for none
+	used   int64 // bytes the table will keep: metadata and recs
 }
 
 // Arena block sizes: small files stay small, large ones use large blocks.
@@ -154,9 +161,46 @@ func (b *builder) setText(r role, s string) {
 	b.text[r] = s
 }
 
-// commit ends the record.
-func (b *builder) commit() {
+// maxRecordBytes bounds one device's record in a metadata file (a CSV line,
+// a JSON value): its metadata goes into every row of that device, and a
+// file without line ends must not be read into memory whole.
+const maxRecordBytes = 1 << 20
+
+// errTooLong is wrapped by the error of a record over maxRecordBytes.
+var errTooLong = fmt.Errorf("a device record is limited to %d bytes", maxRecordBytes)
+
+// errRecordTooLong is the error for CSV line n, over maxRecordBytes.
+func errRecordTooLong(n int) error {
+	return fmt.Errorf("line %d is over %d bytes: %w", n, maxRecordBytes, errTooLong)
+}
+
+// recBytes is what a stored device costs besides its metadata: its rec
+// and its two index slots.
+const recBytes = int64(unsafe.Sizeof(rec{})) + 2*8
+
+// ErrTableTooLarge is wrapped by ParseMetadataWithin's error for a file
+// whose table would keep more than its limit.
+var ErrTableTooLarge = errors.New("metadata table over its limit")
+
+// errTableTooLarge is the error of a file whose table would keep more
+// bytes than the builder's limit.
+type errTableTooLarge struct{ limit, devices int64 }
+
+func (e errTableTooLarge) Error() string {
+	return fmt.Sprintf("the devices table would keep more than %.1f MiB (%d devices read, duplicates included)",
+		float64(e.limit)/(1<<20), e.devices)
+}
+
+func (e errTableTooLarge) Unwrap() error { return ErrTableTooLarge }
+
+// commit ends the record. It fails when the table would keep more than
+// b.limit bytes.
+func (b *builder) commit() error {
 	b.buf = append(b.buf, '}')
+	b.used += int64(len(b.buf)-b.start) + recBytes
+	if b.limit > 0 && b.used > b.limit {
+		return errTableTooLarge{b.limit, int64(b.stats.Rows)}
+	}
 	b.blocks[len(b.blocks)-1] = b.buf // append may have moved it
 	last := len(b.recs) - 1
 	if last < 0 || len(b.recs[last]) == chunkLen {
@@ -190,6 +234,7 @@ func (b *builder) commit() {
 		b.text[role] = ""
 	}
 	b.recs[last] = append(b.recs[last], r)
+	return nil
 }
 
 // trimID drops the spaces around the record's id, so that a hand-edited
@@ -232,7 +277,7 @@ func (b *builder) empty(r role) bool {
 // the index is built (see Pauser).
 func (b *builder) finish(f Format, pauser Pauser) *Devices {
 	b.stats.Format = f
-	d := &Devices{recs: b.recs, blocks: b.blocks, texts: b.texts, stats: b.stats}
+	d := &Devices{recs: b.recs, blocks: b.blocks, texts: b.texts, stats: b.stats, bytes: b.used}
 	*b = builder{}
 	d.buildIndex(pauser)
 	return d

@@ -61,6 +61,7 @@ type Devices struct {
 	shift  uint           // 64 - log2(len(index)): a hash's top bits are its home slot
 	seed   maphash.Seed
 	stats  ParseStats
+	bytes  int64 // see Bytes
 }
 
 // chunkLen is the number of devices per chunk: devices are stored in
@@ -162,6 +163,11 @@ func (d *Devices) Stats() ParseStats {
 	}
 	return d.stats
 }
+
+// Bytes is about what the table keeps: every record's metadata and its
+// share of the records and index, duplicates included. It is what
+// ParseMetadataWithin's limit is held to.
+func (d *Devices) Bytes() int64 { return d.bytes }
 
 // stored returns the number of stored devices, duplicates included.
 func (d *Devices) stored() int {

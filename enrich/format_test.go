@@ -182,3 +182,79 @@ func TestParseMetadataDepth(t *testing.T) {
 		}
 	}
 }
+
+// TestParseMetadataRecordLimit: one device's record (a CSV line, with its
+// quoted line breaks; a JSON value) is limited to 1 MiB, so that a file
+// without line ends is not read into memory whole; one under the limit
+// loads, in every format.
+func TestParseMetadataRecordLimit(t *testing.T) {
+	pad := func(n int) string { return strings.Repeat("x", n) }
+	for _, tt := range []struct {
+		name string
+		hint FormatHint
+		file func(n int) string // a file whose one record has a field of n bytes
+	}{
+		{"CSV line", FormatHint{Name: "d.csv"}, func(n int) string { return "device_id,note\nvr-1," + pad(n) + "\n" }},
+		{"CSV without line ends", FormatHint{Name: "d.csv"}, func(n int) string { return "device_id,note\nvr-1," + pad(n) }},
+		{"CSV quoted lines", FormatHint{Name: "d.csv"}, func(n int) string {
+			return "device_id,note\nvr-1,\"" + strings.Repeat(pad(99)+"\n", n/100) + "\"\n"
+		}},
+		{"JSON array", FormatHint{Name: "d.json"}, func(n int) string { return `[{"device_id":"vr-1","note":"` + pad(n) + `"}]` }},
+		{"JSON keyed", FormatHint{Name: "d.json"}, func(n int) string { return `{"vr-1":{"note":"` + pad(n) + `"}}` }},
+		{"NDJSON", FormatHint{Name: "d.ndjson"}, func(n int) string { return `{"device_id":"vr-1","note":"` + pad(n) + `"}` + "\n" }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			d, err := ParseMetadata(strings.NewReader(tt.file(maxRecordBytes-1000)), tt.hint)
+			if err != nil || d.Len() != 1 {
+				t.Errorf("a record just under the limit: %v, want 1 device", err)
+			}
+			_, err = ParseMetadata(strings.NewReader(tt.file(maxRecordBytes+1000)), tt.hint)
+			if !errors.Is(err, errTooLong) {
+				t.Errorf("a record over the limit: error %v, want errTooLong", err)
+			}
+		})
+	}
+}
+
+// TestParseMetadataWithinLimit: a table that would keep more than the
+// limit fails while it is read (duplicates count: a small gzip file of
+// millions of copies of one row must not fill the memory), in every
+// format; Bytes reports what a table keeps, within the limit.
+func TestParseMetadataWithinLimit(t *testing.T) {
+	for _, f := range []Format{FormatCSV, FormatJSON, FormatNDJSON} {
+		t.Run(string(f), func(t *testing.T) {
+			data := metadataFile(f, 10_000)
+			d, err := ParseMetadata(bytes.NewReader(data), FormatHint{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			need := d.Bytes()
+			if need < 10_000*100 {
+				t.Fatalf("Bytes() = %d for 10,000 devices, want at least 100 each", need)
+			}
+			if d, err = ParseMetadataWithin(bytes.NewReader(data), FormatHint{}, need); err != nil || d.Bytes() != need {
+				t.Errorf("within a limit of exactly %d: %v, Bytes() %d, want the table", need, err, d.Bytes())
+			}
+			_, err = ParseMetadataWithin(bytes.NewReader(data), FormatHint{}, need-1)
+			var tooLarge errTableTooLarge
+			if !errors.As(err, &tooLarge) || tooLarge.devices != 10_000 ||
+				!strings.Contains(err.Error(), "the devices table would keep more than") {
+				t.Errorf("within a limit of %d: error %v, want errTableTooLarge at the last device", need-1, err)
+			}
+		})
+	}
+	// Copies of one row: one device, but every copy is kept until the
+	// table is built.
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	io.WriteString(zw, "device_id,asset_tag\n")
+	for range 200_000 {
+		io.WriteString(zw, "vr-1,AT-1\n")
+	}
+	zw.Close()
+	_, err := ParseMetadataWithin(bytes.NewReader(gz.Bytes()), FormatHint{Name: "d.csv.gz"}, 4<<20)
+	var tooLarge errTableTooLarge
+	if !errors.As(err, &tooLarge) || tooLarge.devices >= 200_000 {
+		t.Errorf("%d bytes of gzip, 200,000 copies of one row, within 4 MiB: error %v, want errTableTooLarge before the end", gz.Len(), err)
+	}
+}

@@ -99,6 +99,9 @@ func (s *jsonStream) split(open byte) ([]byte, error) {
 		}
 		s.buf = append(s.buf, chunk...)
 		s.discard(len(chunk))
+		if len(s.buf) > maxRecordBytes {
+			return nil, fmt.Errorf("offset %d: a JSON %s over %d bytes: %w", start, kindOf(open), maxRecordBytes, errTooLong)
+		}
 		switch {
 		case end >= 0:
 			return s.buf, nil

@@ -82,8 +82,19 @@ const bufSize = 64 << 10
 //
 // The file is streamed: memory is the table plus small buffers and, while
 // its index is built, 16 bytes per device (BenchmarkParseMetadata reports
-// the peak).
+// the peak). One device's record (a CSV line, a JSON value) is limited to
+// 1 MiB.
 func ParseMetadata(r io.Reader, hint FormatHint) (*Devices, error) {
+	return ParseMetadataWithin(r, hint, 0)
+}
+
+// ParseMetadataWithin is ParseMetadata for a table that may keep at most
+// maxBytes bytes (metadata, records and index; duplicates count until the
+// table is built): a larger file is an error, found while it is read, so
+// that a file too large for the instance, or a small gzip file of
+// millions of rows, fails its load instead of the process. 0 means no
+// limit.
+func ParseMetadataWithin(r io.Reader, hint FormatHint, maxBytes int64) (*Devices, error) {
 	pauser, _ := r.(Pauser)
 	br := bufio.NewReaderSize(r, bufSize)
 	if p, _ := br.Peek(2); len(p) == 2 && p[0] == 0x1f && p[1] == 0x8b {
@@ -95,7 +106,7 @@ func ParseMetadata(r io.Reader, hint FormatHint) (*Devices, error) {
 		br = bufio.NewReaderSize(zr, bufSize)
 	}
 	format := detect(br, hint.format())
-	b := &builder{}
+	b := &builder{limit: maxBytes}
 	var err error
 	switch format {
 	case FormatCSV:

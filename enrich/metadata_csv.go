@@ -97,12 +97,14 @@ func parseCSV(r *bufio.Reader, b *builder) error {
 			b.stats.Blank++
 			continue
 		}
-		b.addCSV(cols, rec)
+		if err := b.addCSV(cols, rec); err != nil {
+			return err
+		}
 	}
 }
 
 // addCSV stores the device of one CSV record.
-func (b *builder) addCSV(cols csvColumns, rec [][]byte) {
+func (b *builder) addCSV(cols csvColumns, rec [][]byte) error {
 	b.begin()
 	buf := b.buf // see member
 	for i, field := range rec {
@@ -128,7 +130,7 @@ func (b *builder) addCSV(cols csvColumns, rec [][]byte) {
 		}
 	}
 	b.buf = append(buf, '"')
-	b.commit()
+	return b.commit()
 }
 
 // csvReader reads CSV exactly as an encoding/csv Reader with its default
@@ -158,6 +160,9 @@ func (c *csvReader) readLine() ([]byte, error) {
 		for errors.Is(err, bufio.ErrBufferFull) {
 			line, err = c.r.ReadSlice('\n')
 			c.long = append(c.long, line...)
+			if len(c.long) > maxRecordBytes {
+				return nil, errRecordTooLong(c.lines + 1)
+			}
 		}
 		line = c.long
 	}
@@ -245,6 +250,10 @@ fields:
 			case len(line) > 0: // the field goes on on the next line
 				c.record = append(c.record, line...)
 				if errRead != nil {
+					break fields
+				}
+				if len(c.record) > maxRecordBytes {
+					err = errRecordTooLong(lineNo)
 					break fields
 				}
 				col += len(line)

@@ -226,8 +226,7 @@ func (b *builder) addJSON(data, key []byte) (end int, err error) {
 		b.stats.Blank++
 		return r.i, err
 	}
-	b.commit()
-	return r.i, nil
+	return r.i, b.commit()
 }
 
 // undo drops the record that addJSON began and refused.

@@ -27,6 +27,11 @@ const (
 	DefaultBatchMaxRows  = 500
 	DefaultBatchMaxDelay = 5 * time.Millisecond
 	DefaultWriteTimeout  = 30 * time.Second
+	// DefaultMaxInflightBytes bounds the rows a table's stream holds for
+	// appends not yet answered: those of callers that gave up
+	// (WriteTimeout) included, which are otherwise held for as long as
+	// BigQuery takes to answer. Three of the largest appends.
+	DefaultMaxInflightBytes = 32 << 20
 
 	// maxBatchBytes bounds the serialized rows of one append, under the
 	// Storage Write API's 10 MB request limit.
@@ -41,6 +46,10 @@ type BigQueryConfig struct {
 	BatchMaxRows  int           // rows per append at most; default 500
 	BatchMaxDelay time.Duration // how long a batch collects rows under load; default 5ms
 	WriteTimeout  time.Duration // bound of every batch's appends from when it opened, so of every WriteRows/WriteErrors call; default 30s
+	// MaxInflightBytes bounds the bytes of a stream's unanswered appends;
+	// an append waits (within WriteTimeout) until it fits, or is sent
+	// alone. Default DefaultMaxInflightBytes.
+	MaxInflightBytes int
 
 	// ClientOptions are passed to both the BigQuery (REST) and the Storage
 	// Write API (gRPC) clients, after the endpoint options below.
@@ -112,6 +121,7 @@ func NewBigQuery(ctx context.Context, cfg BigQueryConfig) (*BigQuery, error) {
 	cfg.BatchMaxRows = cmp.Or(max(cfg.BatchMaxRows, 0), DefaultBatchMaxRows)
 	cfg.BatchMaxDelay = cmp.Or(max(cfg.BatchMaxDelay, 0), DefaultBatchMaxDelay)
 	cfg.WriteTimeout = cmp.Or(max(cfg.WriteTimeout, 0), DefaultWriteTimeout)
+	cfg.MaxInflightBytes = cmp.Or(max(cfg.MaxInflightBytes, 0), DefaultMaxInflightBytes)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -573,5 +574,58 @@ func TestBigQueryReopensBrokenStream(t *testing.T) {
 	}
 	if s := e.w.Stats(); s.StreamOpens != 2 {
 		t.Errorf("Stats().StreamOpens = %d, want 2 (the first stream, then its replacement)", s.StreamOpens)
+	}
+}
+
+// TestBigQueryRetiredStreamWaitsForItsAppends: a stream retired while an
+// append whose caller gave up (WriteTimeout) is still pending is closed
+// only once that append is answered. Closed before, managedwriter retries
+// the append on the closed stream for ever: a goroutine, and the rows it
+// holds, for the process's life.
+func TestBigQueryRetiredStreamWaitsForItsAppends(t *testing.T) {
+	e := newEnv(t, BigQueryConfig{WriteTimeout: 100 * time.Millisecond})
+	e.fake.SetLatency(time.Second)
+	if err := e.w.WriteRows(context.Background(), []enrich.Row{sampleRow(1)}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("WriteRows against a slow append = %v, want DeadlineExceeded", err)
+	}
+	retrying := func() int { // goroutines (of this test or others) retrying an append
+		buf := make([]byte, 8<<20)
+		return strings.Count(string(buf[:runtime.Stack(buf, true)]), "managedwriter.(*ManagedStream).processRetry")
+	}
+	before := retrying()
+	e.w.rows.mu.Lock()
+	ref := e.w.rows.cur
+	e.w.rows.mu.Unlock()
+	e.w.rows.retire(ref, errors.New("broken, as a failed send would say"))
+	time.Sleep(3 * time.Second) // the append's answer, then the library's retries if it was closed under it
+	if after := retrying(); after > before {
+		t.Errorf("%d managedwriter goroutines retry an append after the retire, %d before: the stream was closed under its append", after, before)
+	}
+	e.fake.SetLatency(0)
+	if err := e.w.WriteRows(context.Background(), []enrich.Row{sampleRow(2)}); err != nil {
+		t.Errorf("WriteRows on a new stream = %v, want nil", err)
+	}
+}
+
+// TestBigQueryInflightBytesBounded: a stream holds at most MaxInflightBytes
+// of unanswered appends (an append larger than that goes alone): a batch
+// that does not fit waits, within WriteTimeout, instead of adding its rows
+// to what the library holds for a BigQuery that does not answer.
+func TestBigQueryInflightBytesBounded(t *testing.T) {
+	e := newEnv(t, BigQueryConfig{WriteTimeout: 300 * time.Millisecond, MaxInflightBytes: 1})
+	release := e.fake.Hold()
+	defer release()
+	// The first caller gives up; its append stays in the library.
+	if err := e.w.WriteRows(context.Background(), []enrich.Row{sampleRow(1)}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("WriteRows against a held append = %v, want DeadlineExceeded", err)
+	}
+	if err := e.w.WriteRows(context.Background(), []enrich.Row{sampleRow(2)}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("WriteRows while the stream is full = %v, want DeadlineExceeded", err)
+	}
+	release()
+	waitFor(t, "the held append to be answered", func() bool { return len(e.rows()) >= 1 })
+	time.Sleep(300 * time.Millisecond) // room for a second append, had it been sent
+	if rows := e.rows(); len(rows) != 1 {
+		t.Errorf("the rows table has %d rows, want 1: the second append was never sent", len(rows))
 	}
 }

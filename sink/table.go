@@ -166,12 +166,10 @@ func (t *tableWriter[T]) appendOnce(ctx context.Context, data [][]byte) (rowErrs
 	if err != nil {
 		return nil, false, err
 	}
-	// Hold ref until the result is in: a retired stream is closed only
-	// when no append is pending on it.
-	defer ref.users.Done()
 	t.w.stats.appends.Add(1)
 	res, err := ref.ms.AppendRows(ctx, data)
 	if err != nil {
+		ref.users.Done()
 		err = fmt.Errorf("append %d rows to %s: %w", len(data), t.name, err)
 		if ctx.Err() != nil {
 			return nil, false, err
@@ -180,6 +178,17 @@ func (t *tableWriter[T]) appendOnce(ctx context.Context, data [][]byte) (rowErrs
 		return nil, true, err
 	}
 	resp, err := res.FullResponse(ctx)
+	// Hold ref until the result is in, even when ctx ended first: a
+	// retired stream is closed only when no append is pending on it. Closed
+	// under a pending append, the library retries that append on the
+	// closed stream for ever (a goroutine and the rows, for the process's
+	// life).
+	select {
+	case <-res.Ready():
+		ref.users.Done()
+	default:
+		go func() { <-res.Ready(); ref.users.Done() }()
+	}
 	if rowErrs := resp.GetRowErrors(); len(rowErrs) > 0 {
 		return rowErrs, false, err
 	}
@@ -244,6 +253,7 @@ func (t *tableWriter[T]) open(ctx context.Context) (*streamRef, error) {
 		managedwriter.WithDestinationTable(t.parent),
 		managedwriter.WithType(managedwriter.DefaultStream),
 		managedwriter.WithSchemaDescriptor(t.schema.Descriptor),
+		managedwriter.WithMaxInflightBytes(t.w.cfg.MaxInflightBytes),
 		managedwriter.EnableWriteRetries(true))
 	if !stop() && err == nil { // ctx ended during the open
 		ms.Close()

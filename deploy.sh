@@ -39,7 +39,7 @@
 #   --max-instances=N          [MAX_INSTANCES] 10
 #   --min-instances=N          [MIN_INSTANCES] 0
 #   --timeout=SECONDS          [TIMEOUT] 60 (at most 540)
-#   --max-delivery-attempts=N  [MAX_DELIVERY_ATTEMPTS] 10 (5..100)
+#   --max-delivery-attempts=N  [MAX_DELIVERY_ATTEMPTS] 100 (5..100)
 #   --ingress=internal|all     [INGRESS] internal
 #   --env=KEY=VALUE            extra function environment variable (repeatable),
 #                              e.g. --env=METADATA_TTL=30m --env=LOG_LEVEL=debug
@@ -290,7 +290,7 @@ CONCURRENCY=${CONCURRENCY:-80}
 MAX_INSTANCES=${MAX_INSTANCES:-10}
 MIN_INSTANCES=${MIN_INSTANCES:-0}
 TIMEOUT=${TIMEOUT:-60}
-MAX_DELIVERY_ATTEMPTS=${MAX_DELIVERY_ATTEMPTS:-10}
+MAX_DELIVERY_ATTEMPTS=${MAX_DELIVERY_ATTEMPTS:-100}
 INGRESS=${INGRESS:-internal}
 SOURCE=${SOURCE:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}
 DRY_RUN=${DRY_RUN:-0}
@@ -532,11 +532,16 @@ for topic in "$TOPIC" "$DEAD_LETTER_TOPIC"; do
 		note "topic $topic: present"
 	fi
 done
-# Dead-lettered messages are kept only if a subscription holds them.
+# Dead-lettered messages are kept only if a subscription holds them, and
+# for as long as Pub/Sub allows (31 days), for someone to replay them.
 if [[ $(missing "$subscriptions" "$DEAD_LETTER_TOPIC-sub") == 1 ]]; then
 	run gcloud pubsub subscriptions create "$DEAD_LETTER_TOPIC-sub" --project="$PROJECT" \
-		--topic="$DEAD_LETTER_TOPIC" --message-retention-duration=7d \
+		--topic="$DEAD_LETTER_TOPIC" --message-retention-duration=31d \
 		--expiration-period=never --format=none --quiet
+elif [[ $(read_value 2678400s gcloud pubsub subscriptions describe "$DEAD_LETTER_TOPIC-sub" --project="$PROJECT" \
+	--format='value(messageRetentionDuration)') != 2678400s ]]; then
+	run gcloud pubsub subscriptions update "$DEAD_LETTER_TOPIC-sub" --project="$PROJECT" \
+		--message-retention-duration=31d --format=none --quiet
 else
 	note "subscription $DEAD_LETTER_TOPIC-sub: present"
 fi
@@ -713,7 +718,7 @@ cat <<EOF
 
 Deployed $NAME ($TARGET) in $PROJECT/$REGION.
   events:        topic $TOPIC -> subscription $subscription -> service $service
-  dead letters:  topic $DEAD_LETTER_TOPIC after $MAX_DELIVERY_ATTEMPTS attempts, kept 7 days in $DEAD_LETTER_TOPIC-sub
+  dead letters:  topic $DEAD_LETTER_TOPIC after $MAX_DELIVERY_ATTEMPTS attempts, kept 31 days in $DEAD_LETTER_TOPIC-sub
   metadata:      gs://$BUCKET/$OBJECT (read by $RUNTIME_EMAIL)
   rows:          $PROJECT.$DATASET.$TABLE (deduplicated: $PROJECT.$DATASET.$VIEW)
   errors:        $PROJECT.$DATASET.$ERROR_TABLE

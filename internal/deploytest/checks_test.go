@@ -46,8 +46,8 @@ func checkResources(t *testing.T, reqs []Request, existing map[string]map[string
 		}
 	}
 	dlqSub := one(t, reqs, http.MethodPut, "pubsub", "/v1/projects/proj-1/subscriptions/device-events-dead-letter-sub").JSON()
-	if got := field(dlqSub, "topic") + " " + field(dlqSub, "expirationPolicy"); got != dlqTopic+" {}" {
-		t.Errorf("dead-letter subscription topic and expiration = %s, want %s {}", got, dlqTopic)
+	if got := field(dlqSub, "topic") + " " + field(dlqSub, "expirationPolicy") + " " + field(dlqSub, "messageRetentionDuration"); got != dlqTopic+" {} 2678400s" {
+		t.Errorf("dead-letter subscription topic, expiration and retention = %s, want %s {} 2678400s", got, dlqTopic)
 	}
 
 	if _, ok := existing["bigquery:projects/proj-1/datasets/device_events"]; ok {

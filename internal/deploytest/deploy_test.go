@@ -107,8 +107,10 @@ func TestDeploy(t *testing.T) {
 
 // TestDeployRepairsDrift: a rerun puts back what was changed by hand since
 // the last run: the traffic pinned to an older revision (README's quick
-// rollback) goes to the new revision, and a push subscription whose retry
-// and expiration policies were reset gets them back.
+// rollback) goes to the new revision, a push subscription whose retry
+// and expiration policies were reset gets them back, and a dead-letter
+// subscription that keeps messages 7 days (as the script made them before)
+// keeps them 31.
 func TestDeployRepairsDrift(t *testing.T) {
 	requireCLIs(t)
 	if testing.Short() {
@@ -132,6 +134,10 @@ func TestDeployRepairsDrift(t *testing.T) {
 	delete(sub, "retryPolicy")
 	sub["expirationPolicy"] = map[string]any{"ttl": "2678400s"}
 	s.Put(subKey, sub)
+	const dlqKey = "pubsub:projects/proj-1/subscriptions/device-events-dead-letter-sub"
+	dlq := s.Resource(dlqKey)
+	dlq["messageRetentionDuration"] = "604800s"
+	s.Put(dlqKey, dlq)
 
 	first := len(s.Requests())
 	if _, stderr, err := runDeploy(t, env, args...); err != nil {
@@ -146,6 +152,9 @@ func TestDeployRepairsDrift(t *testing.T) {
 	}
 	if got := field(sub, "expirationPolicy"); got != "{}" {
 		t.Errorf("push subscription expirationPolicy after the rerun = %s, want {} (never)", got)
+	}
+	if got := field(s.Resource(dlqKey), "messageRetentionDuration"); got != "2678400s" {
+		t.Errorf("dead-letter subscription retention after the rerun = %s, want 2678400s (31 days)", got)
 	}
 }
 
@@ -200,7 +209,7 @@ func checkFunction(t *testing.T, s *Server, reqs []Request) string {
 		t.Fatalf("no subscription for trigger %q", trigger)
 	}
 	patch := one(t, reqs, http.MethodPatch, "pubsub", "/v1/"+sub).JSON()
-	if got, want := field(patch, "subscription", "deadLetterPolicy"), `{"deadLetterTopic":"`+dlqTopic+`","maxDeliveryAttempts":10}`; got != want {
+	if got, want := field(patch, "subscription", "deadLetterPolicy"), `{"deadLetterTopic":"`+dlqTopic+`","maxDeliveryAttempts":100}`; got != want {
 		t.Errorf("trigger subscription dead-letter policy = %s, want %s", got, want)
 	}
 	return sub
@@ -256,7 +265,7 @@ func checkRunService(t *testing.T, s *Server, reqs []Request) string {
 		"pushConfig.oidcToken":    `{"audience":"` + url + `","serviceAccountEmail":"` + invokerEmail + `"}`,
 		"pushConfig.noWrapper":    "",
 		"ackDeadlineSeconds":      "90",
-		"deadLetterPolicy":        `{"deadLetterTopic":"` + dlqTopic + `","maxDeliveryAttempts":10}`,
+		"deadLetterPolicy":        `{"deadLetterTopic":"` + dlqTopic + `","maxDeliveryAttempts":100}`,
 		"retryPolicy":             `{"maximumBackoff":"600s","minimumBackoff":"10s"}`,
 		"expirationPolicy":        "{}",
 	} {

@@ -486,6 +486,11 @@ runtime_new=$(missing "$accounts" "$RUNTIME_EMAIL")
 invoker_new=$(missing "$accounts" "$INVOKER_EMAIL")
 ensure_account "$runtime_new" "$RUNTIME_SA" "$NAME runtime (reads metadata, writes BigQuery)"
 ensure_account "$invoker_new" "$INVOKER_SA" "$NAME invoker (Pub/Sub delivery)"
+# Pub/Sub signs each push's OIDC token as the invoker. Its service agent
+# has that right through its own role in projects made since April 2021,
+# not in older ones (gcloud only warns): grant it on this one account.
+grant "$invoker_new" roles/iam.serviceAccountTokenCreator "$PUBSUB_AGENT" \
+	"gcloud iam service-accounts" "$INVOKER_EMAIL" --project="$PROJECT"
 # Builds run as their own account: a new project has no usable default one.
 if [[ $BUILD_SA != *@* ]]; then
 	build_new=$(missing "$accounts" "$BUILD_EMAIL")

@@ -110,6 +110,7 @@ func checkBindings(t *testing.T, reqs []Request, subscription string) {
 		{"pubsub:/v1/" + dlqTopic, "roles/pubsub.publisher", pubsubAgent},
 		{"pubsub:/v1/" + subscription, "roles/pubsub.subscriber", pubsubAgent},
 		{"cloudresourcemanager:/v1/projects/proj-1", "roles/cloudbuild.builds.builder", "serviceAccount:" + buildEmail},
+		{"iam:/v1/projects/proj-1/serviceAccounts/" + invokerEmail, "roles/iam.serviceAccountTokenCreator", pubsubAgent},
 	})
 	got := grantedBindings(t, reqs)
 	for _, b := range got {

@@ -36,6 +36,7 @@ func TestDryRun(t *testing.T) {
 			"gcloud services enable cloudfunctions.googleapis.com run.googleapis.com",
 			"gcloud iam service-accounts create enrich-event-runtime --project=proj-1",
 			"gcloud iam service-accounts create enrich-event-invoker --project=proj-1",
+			"gcloud iam service-accounts add-iam-policy-binding enrich-event-invoker@proj-1.iam.gserviceaccount.com --project=proj-1 --member=" + agent + " --role=roles/iam.serviceAccountTokenCreator",
 			"gcloud iam service-accounts create enrich-event-build --project=proj-1",
 			"gcloud projects add-iam-policy-binding proj-1 --member=serviceAccount:enrich-event-build@proj-1.iam.gserviceaccount.com --role=roles/cloudbuild.builds.builder",
 			"gcloud storage buckets create gs://proj-1-device-metadata --project=proj-1 --location=us-central1 --uniform-bucket-level-access --public-access-prevention",

@@ -63,9 +63,13 @@ func (s *Server) resourceManager(r Request) (int, any) {
 	return notFound(r)
 }
 
-// iam: service accounts (get by email, create).
+// iam: service accounts (get by email, create) and their IAM policies.
 func (s *Server) iam(r Request) (int, any) {
 	p := strings.TrimPrefix(r.Path, "/v1/")
+	if i := strings.LastIndex(p, ":"); i >= 0 && strings.Contains(p, "/serviceAccounts/") {
+		email := p[strings.LastIndex(p[:i], "/")+1 : i]
+		return s.policyMethod(r, "iam:"+email, p[i+1:])
+	}
 	switch {
 	case r.Method == http.MethodGet && p == "projects/"+s.Project+"/serviceAccounts":
 		return http.StatusOK, map[string]any{"accounts": s.list("iam:")}

@@ -359,6 +359,9 @@ if [[ -z $PROJECT ]] && ! dry; then
 	PROJECT=$(gcloud config get-value project 2>/dev/null || true)
 fi
 [[ -n $PROJECT ]] || die "no project: pass --project or set PROJECT_ID"
+# A legacy domain-scoped id (example.com:proj) names its accounts
+# proj.example.com and cannot name a bucket: the names below assume a plain id.
+[[ $PROJECT != *:* ]] || die "project '$PROJECT' is domain-scoped: this script supports plain project ids only"
 [[ $DRY_RUN == [01] ]] || die "DRY_RUN must be 0 or 1"
 
 # Error table: the function defaults to TABLE_error_records, so BQ_ERROR_TABLE

@@ -154,6 +154,7 @@ func TestUsageErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"--project=p", "--target=lambda"}, "--target must be function or run"},
+		{[]string{"--project=example.com:p"}, "is domain-scoped: this script supports plain project ids only"},
 		{[]string{"--project=p", "--max-delivery-attempts=3"}, "--max-delivery-attempts must be 5..100"},
 		{[]string{"--project=p", "--timeout=900"}, "--timeout must be 1..540"},
 		{[]string{"--project=p", "--concurrency=many"}, "CONCURRENCY must be a whole number"},

@@ -555,6 +555,23 @@ else
 fi
 grant "$(missing "$topics" "$DEAD_LETTER_TOPIC")" roles/pubsub.publisher "$PUBSUB_AGENT" \
 	"gcloud pubsub topics" "$DEAD_LETTER_TOPIC" --project="$PROJECT"
+# The run target's subscription is made now, before the build and deploy
+# (minutes), as a pull subscription: a topic keeps nothing that no
+# subscription holds, so the events published meanwhile would be lost.
+# Step 6 points it at the service once the service has a URL.
+sub_flags=(
+	--ack-deadline="$ACK_DEADLINE" --dead-letter-topic="$DEAD_LETTER_TOPIC"
+	--max-delivery-attempts="$MAX_DELIVERY_ATTEMPTS"
+	--min-retry-delay=10s --max-retry-delay=600s --expiration-period=never
+)
+subscription_new=0
+if [[ $TARGET == run ]]; then
+	subscription_new=$(missing "$subscriptions" "$SUBSCRIPTION")
+	if ((subscription_new)); then
+		run gcloud pubsub subscriptions create "$SUBSCRIPTION" --project="$PROJECT" \
+			--topic="$TOPIC" "${sub_flags[@]}" --format=none --quiet
+	fi
+fi
 
 # ---------------------------------------------------------------- 5. BigQuery
 
@@ -665,7 +682,6 @@ if [[ $TARGET == function ]]; then
 			--dead-letter-topic="$DEAD_LETTER_TOPIC" \
 			--max-delivery-attempts="$MAX_DELIVERY_ATTEMPTS" --format=none --quiet
 	fi
-	subscription_new=0
 else
 	ingress=internal
 	[[ $INGRESS == all ]] && ingress=all
@@ -691,28 +707,20 @@ else
 	endpoint=$url/projects/$PROJECT/topics/$TOPIC
 	push_flags=(
 		--push-endpoint="$endpoint" --push-auth-service-account="$INVOKER_EMAIL"
-		--push-auth-token-audience="$url" --ack-deadline="$ACK_DEADLINE"
-		--dead-letter-topic="$DEAD_LETTER_TOPIC"
-		--max-delivery-attempts="$MAX_DELIVERY_ATTEMPTS"
-		--min-retry-delay=10s --max-retry-delay=600s --expiration-period=never
+		--push-auth-token-audience="$url" "${sub_flags[@]}"
 	)
-	subscription_new=$(missing "$subscriptions" "$subscription")
-	if ((subscription_new)); then
-		run gcloud pubsub subscriptions create "$subscription" --project="$PROJECT" \
-			--topic="$TOPIC" "${push_flags[@]}" --format=none --quiet
+	# An empty expirationPolicy.ttl is "never expires". The subscription
+	# exists: step 4 made it, as a pull subscription, if it did not.
+	want="projects/$PROJECT/topics/$TOPIC	$endpoint	$INVOKER_EMAIL	$url	$ACK_DEADLINE	projects/$PROJECT/topics/$DEAD_LETTER_TOPIC	$MAX_DELIVERY_ATTEMPTS	10s	600s	"
+	have=$(read_value "projects/$PROJECT/topics/$TOPIC" gcloud pubsub subscriptions describe "$subscription" --project="$PROJECT" \
+		--format='value(topic,pushConfig.pushEndpoint,pushConfig.oidcToken.serviceAccountEmail,pushConfig.oidcToken.audience,ackDeadlineSeconds,deadLetterPolicy.deadLetterTopic,deadLetterPolicy.maxDeliveryAttempts,retryPolicy.minimumBackoff,retryPolicy.maximumBackoff,expirationPolicy.ttl)')
+	if [[ $have == "$want" ]]; then
+		note "push subscription $subscription: present"
+	elif [[ ${have%%	*} != "projects/$PROJECT/topics/$TOPIC" ]]; then
+		die "subscription $subscription reads ${have%%	*}, not topic $TOPIC: pass another --subscription"
 	else
-		# An empty expirationPolicy.ttl is "never expires".
-		want="projects/$PROJECT/topics/$TOPIC	$endpoint	$INVOKER_EMAIL	$url	$ACK_DEADLINE	projects/$PROJECT/topics/$DEAD_LETTER_TOPIC	$MAX_DELIVERY_ATTEMPTS	10s	600s	"
-		have=$(gcloud pubsub subscriptions describe "$subscription" --project="$PROJECT" \
-			--format='value(topic,pushConfig.pushEndpoint,pushConfig.oidcToken.serviceAccountEmail,pushConfig.oidcToken.audience,ackDeadlineSeconds,deadLetterPolicy.deadLetterTopic,deadLetterPolicy.maxDeliveryAttempts,retryPolicy.minimumBackoff,retryPolicy.maximumBackoff,expirationPolicy.ttl)')
-		if [[ $have == "$want" ]]; then
-			note "push subscription $subscription: present"
-		elif [[ ${have%%	*} != "projects/$PROJECT/topics/$TOPIC" ]]; then
-			die "subscription $subscription reads ${have%%	*}, not topic $TOPIC: pass another --subscription"
-		else
-			run gcloud pubsub subscriptions update "$subscription" --project="$PROJECT" \
-				"${push_flags[@]}" --format=none --quiet
-		fi
+		run gcloud pubsub subscriptions update "$subscription" --project="$PROJECT" \
+			"${push_flags[@]}" --format=none --quiet
 	fi
 fi
 # Dead-lettering: Pub/Sub's service agent acks what it forwards.

@@ -54,6 +54,7 @@ const (
 	defaultShrinkWait   = time.Hour
 	defaultMissInterval = time.Minute
 	defaultLoadTimeout  = 2 * time.Minute
+	defaultFirstLoad    = 30 * time.Second
 	defaultBackoff      = 30 * time.Second
 	defaultRefreshShare = 0.1
 )
@@ -107,6 +108,11 @@ type Config[T any] struct {
 	MissInterval time.Duration
 	// LoadTimeout bounds every load and refresh. Default 2m.
 	LoadTimeout time.Duration
+	// FirstLoadTimeout bounds the first load, if shorter than LoadTimeout:
+	// every request of a cold instance waits for it, so a download that
+	// stalls is given up sooner, and tried again by a later request on a
+	// new connection. Default 30s (a million devices load in about 2 s).
+	FirstLoadTimeout time.Duration
 	// Backoff is the wait after a failed refresh before the next attempt,
 	// doubled per consecutive failure and capped at TTL. Default 30s.
 	Backoff time.Duration
@@ -167,6 +173,7 @@ func New[T any](cfg Config[T]) *Cache[T] {
 	setDefault(&cfg.ShrinkWait, defaultShrinkWait)
 	setDefault(&cfg.MissInterval, defaultMissInterval)
 	setDefault(&cfg.LoadTimeout, defaultLoadTimeout)
+	setDefault(&cfg.FirstLoadTimeout, defaultFirstLoad)
 	setDefault(&cfg.Backoff, defaultBackoff)
 	setDefault(&cfg.RefreshShare, defaultRefreshShare)
 	cfg.TTL = min(cfg.TTL, cfg.MaxStaleness)

@@ -34,11 +34,16 @@ func (c *Cache[T]) startRefresh(ctx context.Context, minAge time.Duration) bool 
 
 // refresh brings the value up to date with the source and records the
 // outcome. cur is the snapshot it replaces, nil for the first load. It runs
-// under ctx's values without its cancellation, bounded by LoadTimeout.
+// under ctx's values without its cancellation, bounded by LoadTimeout (and
+// a first load by FirstLoadTimeout).
 func (c *Cache[T]) refresh(ctx context.Context, cur *Snapshot[T]) (*Snapshot[T], error) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.LoadTimeout)
+	timeout := c.cfg.LoadTimeout
+	if cur == nil {
+		timeout = min(timeout, c.cfg.FirstLoadTimeout)
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
-	s, err := c.updateWithin(ctx, cur)
+	s, err := c.updateWithin(ctx, cur, timeout)
 	if err != nil {
 		c.fail(ctx, cur, err)
 		return nil, err
@@ -52,7 +57,7 @@ func (c *Cache[T]) refresh(ctx context.Context, cur *Snapshot[T]) (*Snapshot[T],
 // hold the refresh flag, or the first load that every request joins, for
 // ever. Such an update is left to finish on its own: its context done, it
 // publishes nothing.
-func (c *Cache[T]) updateWithin(ctx context.Context, cur *Snapshot[T]) (*Snapshot[T], error) {
+func (c *Cache[T]) updateWithin(ctx context.Context, cur *Snapshot[T], timeout time.Duration) (*Snapshot[T], error) {
 	type result struct {
 		s   *Snapshot[T]
 		err error
@@ -71,7 +76,7 @@ func (c *Cache[T]) updateWithin(ctx context.Context, cur *Snapshot[T]) (*Snapsho
 			return r.s, r.err
 		default:
 			return nil, fmt.Errorf("%s did not answer within the load timeout (%v): %w",
-				c.cfg.Source, c.cfg.LoadTimeout, context.Cause(ctx))
+				c.cfg.Source, timeout, context.Cause(ctx))
 		}
 	}
 }

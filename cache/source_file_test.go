@@ -213,3 +213,46 @@ func (f *hangingFS) Open(name string) (fs.File, error) {
 	}
 	return fsys.Open(name)
 }
+
+// stallingSource is a Source whose downloads send nothing, until their
+// context ends: a connection that stalls mid-download.
+type stallingSource struct{ cache.Source }
+
+func (s stallingSource) Open(ctx context.Context, _ cache.Version) (io.ReadCloser, error) {
+	return io.NopCloser(readerFunc(func([]byte) (int, error) {
+		<-ctx.Done()
+		return 0, ctx.Err()
+	})), nil
+}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
+
+// TestFirstLoadTimeout: every request of a cold instance waits for the
+// first load, so a download that stalls is given up after
+// FirstLoadTimeout, not the refreshes' LoadTimeout, and the next request
+// tries again.
+func TestFirstLoadTimeout(t *testing.T) {
+	fsys := fstest.MapFS{"m.csv": &fstest.MapFile{Data: []byte(lines(3)), ModTime: t0}}
+	c := cache.New(cache.Config[[]string]{
+		Source:           stallingSource{cache.NewFileSource(fsys, "m.csv")},
+		Parse:            parseLines,
+		LoadTimeout:      time.Hour,
+		FirstLoadTimeout: 50 * time.Millisecond,
+		Logger:           slog.New(slog.DiscardHandler),
+	})
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Get(context.Background())
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Get on a stalled download = %v, want DeadlineExceeded", err)
+		}
+	case <-time.After(time.Minute): // liveness: the LoadTimeout is an hour
+		t.Fatal("Get still waiting a minute into a first load whose FirstLoadTimeout is 50ms")
+	}
+}

@@ -258,7 +258,21 @@ func checkRunService(t *testing.T, s *Server, reqs []Request) string {
 	}
 
 	url := field(s.Resource("run:projects/proj-1/locations/us-central1/services/enrich-event"), "status", "url")
-	push := one(t, reqs, http.MethodPut, "pubsub", "/v1/projects/proj-1/subscriptions/enrich-event-push").JSON()
+	// The subscription is made before the service, so that the events
+	// published during the build are kept, and then pointed at it.
+	created, deployed := -1, -1
+	for i, r := range reqs {
+		switch {
+		case created < 0 && r.Method == http.MethodPut && r.API == "pubsub" && r.Path == "/v1/projects/proj-1/subscriptions/enrich-event-push":
+			created = i
+		case deployed < 0 && r.Method == http.MethodPost && r.API == "run" && strings.HasSuffix(r.Path, "/namespaces/proj-1/services"):
+			deployed = i
+		}
+	}
+	if created < 0 || created > deployed {
+		t.Errorf("push subscription created at request %d, the service at %d: want the subscription first", created, deployed)
+	}
+	push := s.Resource("pubsub:projects/proj-1/subscriptions/enrich-event-push")
 	for path, want := range map[string]string{
 		"topic":                   "projects/proj-1/topics/device-events",
 		"pushConfig.pushEndpoint": url + "/projects/proj-1/topics/device-events",

@@ -63,9 +63,11 @@ func TestDryRun(t *testing.T) {
 		args: []string{"--project=proj-1", "--target=run", "--timeout=300", "--dry-run", "--upload-metadata=" + rows},
 		want: []string{
 			"gcloud storage cp " + rows + " gs://proj-1-device-metadata/devices.csv",
+			// before the deploy, so that what is published meanwhile is kept
+			"gcloud pubsub subscriptions create enrich-event-push --project=proj-1 --topic=device-events --ack-deadline=330 --dead-letter-topic=device-events-dead-letter --max-delivery-attempts=100",
 			"gcloud run deploy enrich-event --function=EnrichEvent --base-image=go126 --no-allow-unauthenticated --ingress=internal --timeout=300s",
 			"gcloud run services add-iam-policy-binding enrich-event --project=proj-1 --region=us-central1 --member=" + invokerSA + " --role=roles/run.invoker",
-			"gcloud pubsub subscriptions create enrich-event-push --project=proj-1 --topic=device-events --push-endpoint=https://SERVICE_URL/projects/proj-1/topics/device-events --push-auth-service-account=enrich-event-invoker@proj-1.iam.gserviceaccount.com --push-auth-token-audience=https://SERVICE_URL --ack-deadline=330 --dead-letter-topic=device-events-dead-letter --max-delivery-attempts=100",
+			"gcloud pubsub subscriptions update enrich-event-push --project=proj-1 --push-endpoint=https://SERVICE_URL/projects/proj-1/topics/device-events --push-auth-service-account=enrich-event-invoker@proj-1.iam.gserviceaccount.com --push-auth-token-audience=https://SERVICE_URL --ack-deadline=330 --dead-letter-topic=device-events-dead-letter --max-delivery-attempts=100",
 			"gcloud pubsub subscriptions add-iam-policy-binding enrich-event-push --project=proj-1 --member=" + agent + " --role=roles/pubsub.subscriber",
 		},
 		absent: []string{"gcloud functions deploy", "TRIGGER_SUBSCRIPTION"},

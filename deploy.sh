@@ -640,9 +640,10 @@ if [[ $TARGET == function ]]; then
 	# the function has no trigger yet, or one that differs.
 	trigger_flags=(--trigger-topic="$TOPIC" --retry --trigger-service-account="$INVOKER_EMAIL")
 	if current=$(lookup gcloud functions describe "$NAME" --gen2 --project="$PROJECT" --region="$REGION" \
-		--format='value(eventTrigger.pubsubTopic,eventTrigger.serviceAccountEmail,eventTrigger.retryPolicy,state,eventTrigger.trigger)'); then
-		# A function whose last deploy failed may have no working trigger.
-		if [[ $current == "projects/$PROJECT/topics/$TOPIC	$INVOKER_EMAIL	RETRY_POLICY_RETRY	ACTIVE	"?* ]]; then
+		--format='value(eventTrigger.pubsubTopic,eventTrigger.serviceAccountEmail,eventTrigger.retryPolicy,eventTrigger.trigger)'); then
+		# A function whose first deploy failed has no trigger yet; one
+		# whose update failed keeps its trigger, which must not be recreated.
+		if [[ $current == "projects/$PROJECT/topics/$TOPIC	$INVOKER_EMAIL	RETRY_POLICY_RETRY	"?* ]]; then
 			trigger_flags=()
 			note "trigger of $NAME: present (kept, with its subscription)"
 		elif [[ $current == projects/* && $current != "projects/$PROJECT/topics/$TOPIC	"* ]]; then

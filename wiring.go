@@ -53,7 +53,7 @@ func newFunction(ctx context.Context, cfg config, stdout, stderr io.Writer) (*fu
 		},
 		meta: cache.New(cache.Config[*enrich.Devices]{
 			Source:       src,
-			Parse:        metadataParser(metadataTableLimit(memLimit)),
+			Parse:        metadataParser(memLimit),
 			Size:         (*enrich.Devices).Len,
 			Describe:     describeMetadata,
 			TTL:          cfg.metadataTTL,
@@ -132,14 +132,20 @@ func newSink(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger
 	return sink.NewBigQuery(ctx, bqc)
 }
 
-// metadataParser returns the cache's Parse: a devices table of at most
-// maxBytes.
-func metadataParser(maxBytes int64) func(io.Reader, cache.Version) (*enrich.Devices, error) {
+// metadataParser returns the cache's Parse under a Go memory limit of
+// memLimit bytes (math.MaxInt64 for none): a devices table of at most
+// metadataTableLimit(memLimit), whose error says where the limit comes from.
+func metadataParser(memLimit int64) func(io.Reader, cache.Version) (*enrich.Devices, error) {
+	maxBytes := metadataTableLimit(memLimit)
+	why := "the limit is 45% of the Go memory limit (GOMEMLIMIT, which deploy.sh sets to 80% of --memory): deploy with more memory"
+	if memLimit == math.MaxInt64 {
+		why = "the limit is 1 GiB without a Go memory limit (GOMEMLIMIT)"
+	}
 	return func(r io.Reader, v cache.Version) (*enrich.Devices, error) {
 		hint := enrich.FormatHint{Name: v.Name, ContentType: v.ContentType, ContentEncoding: v.ContentEncoding}
 		d, err := enrich.ParseMetadataWithin(r, hint, maxBytes)
 		if errors.Is(err, enrich.ErrTableTooLarge) {
-			err = fmt.Errorf("%w: the limit is 45%% of the Go memory limit (GOMEMLIMIT, which deploy.sh sets to 80%% of --memory): deploy with more memory", err)
+			err = fmt.Errorf("%w: %s", err, why)
 		}
 		return d, err
 	}

@@ -27,8 +27,8 @@
 // attributes), DEBUG "metadata unchanged" per metadata-only check, WARNING
 // "metadata refresh failed" (error, age, retry_in) when the source fails,
 // ERROR "metadata rejected" when a new version does not parse or the guard
-// refuses it, ERROR "metadata still rejected" at each check that finds it
-// still there, WARNING "metadata shrink accepted" after ShrinkWait, ERROR
+// refuses it, "metadata still rejected" at each check that finds it still
+// there (ERROR at most once per TTL, else DEBUG), WARNING "metadata shrink accepted" after ShrinkWait, ERROR
 // "metadata load failed" when the first load fails (once per version for a
 // rejection).
 package cache
@@ -233,7 +233,7 @@ func (c *Cache[T]) renew(ctx context.Context, s *Snapshot[T], age time.Duration)
 		if now := c.cur.Load(); now != s { // renewed just before
 			return now, nil
 		}
-		return c.refresh(ctx, s)
+		return c.refresh(ctx, s, false) // requests wait for it: not paced
 	})
 	select {
 	case r := <-ch:
@@ -264,7 +264,7 @@ func (c *Cache[T]) load(ctx context.Context) (*Snapshot[T], error) {
 		if s := c.cur.Load(); s != nil {
 			return s, nil
 		}
-		return c.refresh(ctx, nil)
+		return c.refresh(ctx, nil, false)
 	})
 	select {
 	case r := <-ch:

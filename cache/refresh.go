@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync/atomic"
 	"time"
 )
 
@@ -27,7 +28,7 @@ func (c *Cache[T]) startRefresh(ctx context.Context, minAge time.Duration) bool 
 	go func() {
 		defer c.end()
 		defer c.refreshing.Store(false) // runs first: the flag drops before Wait returns
-		c.refresh(ctx, cur)
+		c.refresh(ctx, cur, true)
 	}()
 	return true
 }
@@ -35,15 +36,16 @@ func (c *Cache[T]) startRefresh(ctx context.Context, minAge time.Duration) bool 
 // refresh brings the value up to date with the source and records the
 // outcome. cur is the snapshot it replaces, nil for the first load. It runs
 // under ctx's values without its cancellation, bounded by LoadTimeout (and
-// a first load by FirstLoadTimeout).
-func (c *Cache[T]) refresh(ctx context.Context, cur *Snapshot[T]) (*Snapshot[T], error) {
+// a first load by FirstLoadTimeout). A background refresh (background)
+// is paced; one that requests wait for is not.
+func (c *Cache[T]) refresh(ctx context.Context, cur *Snapshot[T], background bool) (*Snapshot[T], error) {
 	timeout := c.cfg.LoadTimeout
 	if cur == nil {
 		timeout = min(timeout, c.cfg.FirstLoadTimeout)
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
-	s, err := c.updateWithin(ctx, cur, timeout)
+	s, err := c.updateWithin(ctx, cur, timeout, background)
 	if err != nil {
 		c.fail(ctx, cur, err)
 		return nil, err
@@ -57,14 +59,14 @@ func (c *Cache[T]) refresh(ctx context.Context, cur *Snapshot[T]) (*Snapshot[T],
 // hold the refresh flag, or the first load that every request joins, for
 // ever. Such an update is left to finish on its own: its context done, it
 // publishes nothing.
-func (c *Cache[T]) updateWithin(ctx context.Context, cur *Snapshot[T], timeout time.Duration) (*Snapshot[T], error) {
+func (c *Cache[T]) updateWithin(ctx context.Context, cur *Snapshot[T], timeout time.Duration, paced bool) (*Snapshot[T], error) {
 	type result struct {
 		s   *Snapshot[T]
 		err error
 	}
 	done := make(chan result, 1)
 	go func() {
-		s, err := c.update(ctx, cur)
+		s, err := c.update(ctx, cur, paced)
 		done <- result{s, err}
 	}()
 	select {
@@ -84,7 +86,7 @@ func (c *Cache[T]) updateWithin(ctx context.Context, cur *Snapshot[T], timeout t
 // update asks the source for its version: unchanged, it confirms cur;
 // changed, it downloads. If the version is replaced between the two, it
 // asks again and retries once.
-func (c *Cache[T]) update(ctx context.Context, cur *Snapshot[T]) (*Snapshot[T], error) {
+func (c *Cache[T]) update(ctx context.Context, cur *Snapshot[T], paced bool) (*Snapshot[T], error) {
 	for attempt := 1; ; attempt++ {
 		v, err := c.cfg.Source.Stat(ctx)
 		if err != nil {
@@ -104,12 +106,15 @@ func (c *Cache[T]) update(ctx context.Context, cur *Snapshot[T]) (*Snapshot[T], 
 		if rej != nil && !acceptShrink {
 			return c.stillRejected(ctx, cur, rej)
 		}
-		s, err := c.fetch(ctx, cur, v, acceptShrink)
+		s, err := c.fetch(ctx, cur, v, acceptShrink, paced)
 		if attempt == 1 && errors.Is(err, ErrVersionGone) {
 			continue
 		}
 		if errors.Is(err, ErrRejected) && rej == nil {
-			c.rejected.Store(&rejection{version: v, err: err, at: c.cfg.Now(), shrink: errors.Is(err, errShrunk)})
+			now := c.cfg.Now()
+			rej = &rejection{version: v, err: err, at: now, shrink: errors.Is(err, errShrunk)}
+			rej.logged.Store(now.UnixNano()) // by fail, as "metadata rejected"
+			c.rejected.Store(rej)
 		}
 		return s, err
 	}
@@ -121,8 +126,9 @@ func (c *Cache[T]) update(ctx context.Context, cur *Snapshot[T]) (*Snapshot[T], 
 type rejection struct {
 	version Version
 	err     error
-	at      time.Time // when this version was first rejected
-	shrink  bool      // by the shrink guard only: accepted once it has stayed ShrinkWait
+	at      time.Time    // when this version was first rejected
+	shrink  bool         // by the shrink guard only: accepted once it has stayed ShrinkWait
+	logged  atomic.Int64 // unix ns of its last ERROR line
 }
 
 // errStillRejected marks the error of a first load that found the source
@@ -132,8 +138,10 @@ var errStillRejected = errors.New("still the source's version, not downloaded ag
 // stillRejected handles a source still at version rej.version, already
 // rejected. A first load fails with the rejection again. A refresh keeps
 // cur and counts as a check: the source answers, and cur is the best value
-// it has, so cur is served (its CheckedAt renewed) rather than going stale;
-// the rejection is logged again at every such check.
+// it has, so cur is served (its CheckedAt renewed) rather than going stale,
+// and the failure backoff starts again. The rejection is logged again at
+// ERROR at most once per TTL (checks started by Miss come every
+// MissInterval), at DEBUG otherwise.
 func (c *Cache[T]) stillRejected(ctx context.Context, cur *Snapshot[T], rej *rejection) (*Snapshot[T], error) {
 	if cur == nil {
 		return nil, fmt.Errorf("%w (%w)", rej.err, errStillRejected)
@@ -141,6 +149,8 @@ func (c *Cache[T]) stillRejected(ctx context.Context, cur *Snapshot[T], rej *rej
 	s := *cur
 	s.CheckedAt = c.cfg.Now()
 	c.cur.Store(&s) // not publish: the rejection stays the last error
+	c.failStreak.Store(0)
+	c.retryAt.Store(0)
 	c.checks.Add(1)
 	attrs := []slog.Attr{
 		slog.String("source", c.cfg.Source.String()),
@@ -152,7 +162,11 @@ func (c *Cache[T]) stillRejected(ctx context.Context, cur *Snapshot[T], rej *rej
 	if rej.shrink {
 		attrs = append(attrs, slog.String("accepted_in", (c.cfg.ShrinkWait-s.CheckedAt.Sub(rej.at)).String()))
 	}
-	c.logger().LogAttrs(ctx, slog.LevelError, "metadata still rejected", attrs...)
+	level := slog.LevelDebug
+	if last := rej.logged.Load(); s.CheckedAt.UnixNano()-last >= int64(c.cfg.TTL) && rej.logged.CompareAndSwap(last, s.CheckedAt.UnixNano()) {
+		level = slog.LevelError
+	}
+	c.logger().LogAttrs(ctx, level, "metadata still rejected", attrs...)
 	return &s, nil
 }
 
@@ -171,9 +185,9 @@ func (c *Cache[T]) confirm(ctx context.Context, cur *Snapshot[T]) *Snapshot[T] {
 
 // fetch downloads and parses version v, checks it against the guard (its
 // shrink limit too, unless acceptShrink) and publishes it.
-func (c *Cache[T]) fetch(ctx context.Context, cur *Snapshot[T], v Version, acceptShrink bool) (*Snapshot[T], error) {
+func (c *Cache[T]) fetch(ctx context.Context, cur *Snapshot[T], v Version, acceptShrink, paced bool) (*Snapshot[T], error) {
 	start := time.Now()
-	value, n, paused, err := c.download(ctx, v, cur != nil)
+	value, n, paused, err := c.download(ctx, v, paced)
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -536,5 +537,56 @@ func TestReadErrorFailsParsedDownload(t *testing.T) {
 	}
 	if n := len(f.logs.records(t, "metadata refresh failed")); n != 1 {
 		t.Errorf("%d \"metadata refresh failed\" log lines, want 1", n)
+	}
+}
+
+// 6. A stale value renewed while requests wait is not paced: pacing leaves
+// the CPU to requests, and these requests are waiting for it.
+func TestStaleRenewalNotPaced(t *testing.T) {
+	// The pacing clock moves only when the parser works (1 ms per read).
+	var paceNow atomic.Int64
+	var slept atomic.Int64
+	parse := func(r io.Reader, v cache.Version) ([]string, error) {
+		return parseLines(workingReader{r, func(d time.Duration) { paceNow.Add(int64(d)) }}, v)
+	}
+	f := newFixture(t, lines(20000), func(c *cache.Config[[]string]) { c.Parse = parse })
+	cache.SetPacing(f.c, func() time.Time { return time.Unix(0, paceNow.Load()) },
+		func(d time.Duration) { paceNow.Add(int64(d)); slept.Add(int64(d)) })
+	f.get()
+	f.write(lines(20001))
+	f.clock.Advance(25 * time.Hour)
+	if s := f.get(); len(s.Value) != 20001 {
+		t.Fatalf("Get() after 25h idle = %d lines, want the new 20001", len(s.Value))
+	}
+	if d := time.Duration(slept.Load()); d != 0 {
+		t.Errorf("the renewal slept %v, want no pacing", d)
+	}
+}
+
+// 5. Lookups that miss while a rejected version is held start a version
+// check every MissInterval; the rejection is logged at ERROR at most once
+// per TTL, not at each of them.
+func TestStillRejectedLoggedOncePerTTL(t *testing.T) {
+	f := newFixture(t, lines(3), nil)
+	f.get()
+	f.write("d0\nd1") // cut short: rejected
+	f.clock.Advance(time.Hour)
+	f.settle()
+	for range 120 { // two hours of misses, one a minute
+		f.clock.Advance(time.Minute)
+		f.c.Miss()
+		f.c.Wait()
+	}
+	errorLines := 0
+	for _, rec := range f.logs.records(t, "metadata still rejected") {
+		if rec["level"] == "ERROR" {
+			errorLines++
+		}
+	}
+	if errorLines != 2 {
+		t.Errorf("%d ERROR \"metadata still rejected\" lines in two hours of misses, want 2 (one per TTL)", errorLines)
+	}
+	if n := f.src.opens.Load(); n != 2 {
+		t.Errorf("Source.Open called %d times, want 2: the rejected version is not downloaded again", n)
 	}
 }

@@ -628,12 +628,6 @@ COMMON_FLAGS=(
 if [[ $TARGET == function ]]; then
 	ingress=internal-only
 	[[ $INGRESS == all ]] && ingress=all
-	# --serve-all-traffic-latest-revision: after a rollback that pinned the
-	# traffic to an older revision (see README), a rerun serves the new one.
-	# Eventarc creates its service agent with the project's first trigger,
-	# and the agent's permissions take minutes to propagate: until then the
-	# trigger, and so the deploy, fails. It is tried again after 30 s and
-	# then every 60 s, 6 times in all (each attempt builds the code again).
 	# A trigger given again on an update makes Cloud Functions delete and
 	# recreate it, with a new subscription: the old one's backlog (events
 	# being redelivered) is lost. So the trigger flags are passed only when
@@ -652,6 +646,12 @@ if [[ $TARGET == function ]]; then
 	else
 		(($? == 3)) || exit
 	fi
+	# --serve-all-traffic-latest-revision: after a rollback that pinned the
+	# traffic to an older revision (see README), a rerun serves the new one.
+	# Eventarc creates its service agent with the project's first trigger,
+	# and the agent's permissions take minutes to propagate: until then the
+	# trigger, and so the deploy, fails. It is tried again after 30 s and
+	# then every 60 s, 6 times in all (each attempt builds the code again).
 	retry_while 'Eventarc Service Agent' \
 		"Eventarc's service agent is new in this project and its permissions are still propagating" \
 		6 $((RETRY_DELAY * 15)) \

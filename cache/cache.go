@@ -14,9 +14,9 @@
 // that a version rejected only for shrinking is accepted once it has stayed
 // ShrinkWait. Past MaxStaleness, Get checks the source before it answers
 // (one check shared by concurrent callers) and fails with ErrStale if that
-// fails or is backing off. A background refresh is paced: it sleeps between reads so that
-// its parse takes at most Config.RefreshShare of its time and leaves the CPU
-// to requests (pace.go).
+// fails or is backing off. A background refresh is paced: it sleeps between
+// reads so that its parse takes at most Config.RefreshShare of its time and
+// leaves the CPU to requests (pace.go).
 //
 // There is no janitor goroutine (Cloud Run throttles CPU outside requests):
 // refreshes start only from Get and Miss, and run under the triggering
@@ -28,9 +28,9 @@
 // "metadata refresh failed" (error, age, retry_in) when the source fails,
 // ERROR "metadata rejected" when a new version does not parse or the guard
 // refuses it, "metadata still rejected" at each check that finds it still
-// there (ERROR at most once per TTL, else DEBUG), WARNING "metadata shrink accepted" after ShrinkWait, ERROR
-// "metadata load failed" when the first load fails (once per version for a
-// rejection).
+// there (ERROR at most once per TTL, else DEBUG), WARNING "metadata shrink
+// accepted" after ShrinkWait, ERROR "metadata load failed" when the first
+// load fails (once per version for a rejection).
 package cache
 
 import (

@@ -246,3 +246,28 @@ func waitRunning[T any](c *cache.Cache[T], n int) {
 		runtime.Gosched()
 	}
 }
+
+// returnsWithin runs f in its own goroutine and returns what it returns,
+// failing the test if f has not returned a minute later: a liveness bound
+// on a call that would otherwise hang, not a speed target. what names the
+// call for the failure.
+func returnsWithin[T any](t *testing.T, what string, f func() (T, error)) (T, error) {
+	t.Helper()
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		v, err := f()
+		done <- result{v, err}
+	}()
+	select {
+	case r := <-done:
+		return r.v, r.err
+	case <-time.After(time.Minute):
+		t.Fatalf("%s still waiting after a minute", what)
+		var zero T
+		return zero, nil
+	}
+}

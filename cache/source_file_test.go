@@ -127,22 +127,9 @@ func TestLoadTimeoutBoundsAHungMount(t *testing.T) {
 	})
 	get := func() (*cache.Snapshot[[]string], error) {
 		t.Helper()
-		type result struct {
-			s   *cache.Snapshot[[]string]
-			err error
-		}
-		done := make(chan result, 1)
-		go func() {
-			s, err := c.Get(context.Background())
-			done <- result{s, err}
-		}()
-		select {
-		case r := <-done:
-			return r.s, r.err
-		case <-time.After(time.Minute):
-			t.Fatal("Get still waiting a minute into a load whose LoadTimeout is 50ms")
-			return nil, nil
-		}
+		return returnsWithin(t, "Get, in a load whose LoadTimeout is 50ms,", func() (*cache.Snapshot[[]string], error) {
+			return c.Get(context.Background())
+		})
 	}
 
 	release := fsys.hang()
@@ -242,17 +229,11 @@ func TestFirstLoadTimeout(t *testing.T) {
 		FirstLoadTimeout: 50 * time.Millisecond,
 		Logger:           slog.New(slog.DiscardHandler),
 	})
-	done := make(chan error, 1)
-	go func() {
-		_, err := c.Get(context.Background())
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		if !errors.Is(err, context.DeadlineExceeded) {
-			t.Errorf("Get on a stalled download = %v, want DeadlineExceeded", err)
-		}
-	case <-time.After(time.Minute): // liveness: the LoadTimeout is an hour
-		t.Fatal("Get still waiting a minute into a first load whose FirstLoadTimeout is 50ms")
+	// The LoadTimeout is an hour: without the first load's bound, Get hangs.
+	_, err := returnsWithin(t, "Get, in a first load whose FirstLoadTimeout is 50ms,", func() (*cache.Snapshot[[]string], error) {
+		return c.Get(context.Background())
+	})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Get on a stalled download = %v, want DeadlineExceeded", err)
 	}
 }

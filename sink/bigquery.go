@@ -268,11 +268,11 @@ const (
 func boundToPubSub(r enrich.ErrorRecord) (enrich.ErrorRecord, string) {
 	var cut []string
 	if len(r.MessageID) > maxNameBytes {
-		r.MessageID = string(cutText([]byte(r.MessageID), maxNameBytes))
+		r.MessageID = cutText(r.MessageID, maxNameBytes)
 		cut = append(cut, "message id")
 	}
 	if len(r.Subscription) > maxNameBytes {
-		r.Subscription = string(cutText([]byte(r.Subscription), maxNameBytes))
+		r.Subscription = cutText(r.Subscription, maxNameBytes)
 		cut = append(cut, "subscription")
 	}
 	over := len(r.Attributes) > maxAttributes
@@ -283,8 +283,7 @@ func boundToPubSub(r enrich.ErrorRecord) (enrich.ErrorRecord, string) {
 		keys := slices.Sorted(maps.Keys(r.Attributes))
 		attrs := make(map[string]string, min(len(keys), maxAttributes))
 		for _, k := range keys[:min(len(keys), maxAttributes)] {
-			v := r.Attributes[k]
-			attrs[string(cutText([]byte(k), maxAttributeKey))] = string(cutText([]byte(v), maxAttributeValue))
+			attrs[cutText(k, maxAttributeKey)] = cutText(r.Attributes[k], maxAttributeValue)
 		}
 		cut = append(cut, fmt.Sprintf("attributes (%d, cut to %d)", len(r.Attributes), len(attrs)))
 		r.Attributes = attrs

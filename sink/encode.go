@@ -292,7 +292,7 @@ func payloadText(payload []byte) []byte {
 
 // cutText returns text cut to at most max bytes at a character boundary,
 // or text if max is negative.
-func cutText(text []byte, max int) []byte {
+func cutText[T string | []byte](text T, max int) T {
 	if max < 0 || len(text) <= max {
 		return text
 	}

@@ -67,8 +67,10 @@ func readExports(out io.Reader) map[string]string {
 	env := map[string]string{}
 	for sc.Scan() {
 		line := sc.Text()
-		if name, value, ok := strings.Cut(strings.TrimPrefix(line, "export "), "="); ok && strings.HasPrefix(line, "export ") {
-			env[name] = value
+		if export, ok := strings.CutPrefix(line, "export "); ok {
+			if name, value, ok := strings.Cut(export, "="); ok {
+				env[name] = value
+			}
 		} else if line == "" && len(env) > 0 {
 			break
 		}

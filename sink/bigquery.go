@@ -20,6 +20,7 @@ import (
 	"google.golang.org/api/option"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
 )
 
 // Defaults of BigQueryConfig.
@@ -63,6 +64,10 @@ type BigQueryConfig struct {
 
 	Logger *slog.Logger     // nil means slog.Default()
 	Now    func() time.Time // timestamps of error records; nil means time.Now
+
+	// keepalive is the Storage Write connection's; zero means
+	// grpcKeepalive. Tests shorten it.
+	keepalive keepalive.ClientParameters
 }
 
 // BigQuery is a Sink that streams rows to a BigQuery table, and error
@@ -372,6 +377,16 @@ func (w *BigQuery) Close() error {
 	return errors.Join(errs...)
 }
 
+// grpcKeepalive makes the Storage Write connection ping BigQuery after 30 s
+// without a frame from it (the shortest interval Google's front ends
+// accept; Google's Bigtable clients use the same), and close the
+// connection if the ping is not answered within 10 s. The library then
+// sends its unanswered appends again on a new connection. Without it, a
+// connection that stays open but answers nothing (a dead NAT mapping, a
+// hung front end) lasts until TCP gives up, about 15 minutes, and every
+// write times out meanwhile. No pings while no stream is open.
+var grpcKeepalive = keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}
+
 // getClients makes the two clients on first use. They dial lazily: no I/O.
 func (w *BigQuery) getClients() (*clients, error) {
 	w.clientMu.Lock()
@@ -399,6 +414,11 @@ func (w *BigQuery) getClients() (*clients, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bigquery client: %w", err)
 	}
+	ka := w.cfg.keepalive
+	if ka == (keepalive.ClientParameters{}) {
+		ka = grpcKeepalive
+	}
+	grpcOpts = append(grpcOpts, option.WithGRPCDialOption(grpc.WithKeepaliveParams(ka)))
 	mw, err := managedwriter.NewClient(w.ctx, w.cfg.Project, append(grpcOpts, w.cfg.ClientOptions...)...)
 	if err != nil {
 		return nil, fmt.Errorf("bigquery storage write client: %w", err)

@@ -16,7 +16,10 @@ import (
 
 	"cloud.google.com/go/bigquery"
 	"github.com/devicestream/enrichevent/enrich"
+	"github.com/devicestream/enrichevent/internal/bqfake"
+	"github.com/devicestream/enrichevent/internal/tcpproxy"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/keepalive"
 )
 
 func TestBigQueryRowColumns(t *testing.T) {
@@ -339,6 +342,37 @@ func TestBigQueryTableLookupRetried(t *testing.T) {
 	}
 }
 
+// TestBigQueryTableDeletedUnderTheStream: a table deleted while its stream
+// is open is looked up again by the next write, which then says what
+// tables.get says: that the table is missing, and once it is made again
+// from an old schema, which column it lacks.
+func TestBigQueryTableDeletedUnderTheStream(t *testing.T) {
+	e := newEnv(t, BigQueryConfig{})
+	write := func(i int) error { return e.w.WriteRows(context.Background(), []enrich.Row{sampleRow(i)}) }
+	if err := write(1); err != nil {
+		t.Fatal(err)
+	}
+	e.fake.RemoveTable(testProject, testDataset, testTable)
+	if err := write(2); err == nil {
+		t.Fatal("WriteRows to a deleted table = nil, want an error")
+	}
+	if err := write(2); !errors.Is(err, ErrTableNotFound) {
+		t.Errorf("the next WriteRows to the deleted table = %v, want ErrTableNotFound", err)
+	}
+	rows, _ := RowsSchema()
+	stale := slices.DeleteFunc(officialSchema(t, rows), func(f *bigquery.FieldSchema) bool { return f.Name == "tenant_name" })
+	e.fake.AddTable(testProject, testDataset, testTable, stale)
+	if err := write(2); err == nil || !strings.Contains(err.Error(), `"tenant_name"`) {
+		t.Errorf("WriteRows to the table made again without tenant_name = %v, want an error naming the column", err)
+	}
+	if err := e.fake.AddTableJSON(testProject, testDataset, testTable, rows.JSON); err != nil {
+		t.Fatal(err)
+	}
+	if err := write(2); err != nil {
+		t.Errorf("WriteRows once the table is made again = %v", err)
+	}
+}
+
 func TestBigQueryStaleTableSchema(t *testing.T) {
 	e := newEnv(t, BigQueryConfig{})
 	rows, _ := RowsSchema()
@@ -627,5 +661,43 @@ func TestBigQueryInflightBytesBounded(t *testing.T) {
 	time.Sleep(300 * time.Millisecond) // room for a second append, had it been sent
 	if rows := e.rows(); len(rows) != 1 {
 		t.Errorf("the rows table has %d rows, want 1: the second append was never sent", len(rows))
+	}
+}
+
+// TestBigQueryDeadConnectionReplaced: a connection that stays open but
+// answers nothing (a dead NAT mapping, a hung front end) is found by gRPC
+// keepalive pings and replaced, and the append is sent again on the new
+// one. Without keepalive it lasts until TCP gives up, about 15 minutes,
+// and every write times out meanwhile.
+func TestBigQueryDeadConnectionReplaced(t *testing.T) {
+	fake, err := bqfake.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fake.Close)
+	addTables(t, fake)
+	proxy, err := tcpproxy.Start(fake.GRPCAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(proxy.Close)
+	w := newSink(t, fake, BigQueryConfig{
+		WriteTimeout: 40 * time.Second,
+		GRPCEndpoint: proxy.Addr(),
+		keepalive:    keepalive.ClientParameters{Time: 10 * time.Second, Timeout: time.Second}, // gRPC's shortest
+	})
+	if err := w.WriteRows(context.Background(), []enrich.Row{sampleRow(1)}); err != nil {
+		t.Fatal(err)
+	}
+	before := proxy.Accepted() // the client dials a pool of connections
+	proxy.Blackhole()
+	if err := w.WriteRows(context.Background(), []enrich.Row{sampleRow(2)}); err != nil {
+		t.Fatalf("WriteRows over a dead connection = %v, want nil: keepalive finds it, the append goes on a new one", err)
+	}
+	if n := len(fake.Rows(testProject, testDataset, testTable)); n != 2 {
+		t.Errorf("rows table has %d rows, want 2", n)
+	}
+	if n := proxy.Accepted(); n <= before {
+		t.Errorf("the proxy took %d connections, %d before the black hole: want a new one", n, before)
 	}
 }

@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -32,6 +33,13 @@ func newEnv(tb testing.TB, cfg BigQueryConfig) *env {
 		tb.Fatalf("bqfake.Start: %v", err)
 	}
 	tb.Cleanup(fake.Close)
+	addTables(tb, fake)
+	return &env{fake: fake, w: newSink(tb, fake, cfg)}
+}
+
+// addTables adds the rows and the error-records tables to fake.
+func addTables(tb testing.TB, fake *bqfake.Server) {
+	tb.Helper()
 	rows, err := RowsSchema()
 	if err != nil {
 		tb.Fatal(err)
@@ -45,9 +53,10 @@ func newEnv(tb testing.TB, cfg BigQueryConfig) *env {
 			tb.Fatal(err)
 		}
 	}
-	return &env{fake: fake, w: newSink(tb, fake, cfg)}
 }
 
+// newSink makes a sink of the tables in fake, through cfg.GRPCEndpoint
+// when it is set (a proxy in front of the fake), and closes it when tb ends.
 func newSink(tb testing.TB, fake *bqfake.Server, cfg BigQueryConfig) *BigQuery {
 	tb.Helper()
 	cfg.Project, cfg.Dataset = testProject, testDataset
@@ -55,7 +64,7 @@ func newSink(tb testing.TB, fake *bqfake.Server, cfg BigQueryConfig) *BigQuery {
 		cfg.Table = testTable
 	}
 	cfg.RESTEndpoint = fake.RESTEndpoint()
-	cfg.GRPCEndpoint = fake.GRPCAddr()
+	cfg.GRPCEndpoint = cmp.Or(cfg.GRPCEndpoint, fake.GRPCAddr())
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}

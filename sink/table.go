@@ -14,6 +14,8 @@ import (
 	"cloud.google.com/go/bigquery/storage/managedwriter"
 	"google.golang.org/api/bigquery/v2"
 	"google.golang.org/api/googleapi"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // ErrTableNotFound is returned (wrapped, with the table's name) by writes to
@@ -40,7 +42,7 @@ type tableWriter[T any] struct {
 	stored atomic.Int64
 
 	openSem chan struct{} // held while opening; a channel so waiters honour ctx
-	checked bool          // tables.get succeeded; guarded by openSem
+	checked atomic.Bool   // tables.get found the table; cleared when an append finds none
 	mu      sync.Mutex
 	cur     *streamRef // nil until opened, and after it broke
 }
@@ -193,9 +195,23 @@ func (t *tableWriter[T]) appendOnce(ctx context.Context, data [][]byte) (rowErrs
 		return rowErrs, false, err
 	}
 	if err != nil {
-		return nil, false, fmt.Errorf("append %d rows to %s: %w", len(data), t.name, err)
+		err = fmt.Errorf("append %d rows to %s: %w", len(data), t.name, err)
+		if status.Code(err) == codes.NotFound {
+			t.lost(ref, err)
+		}
+		return nil, false, err
 	}
 	return nil, false, nil
+}
+
+// lost handles an append that found no table: deleted, or deleted and
+// made again. The next write looks the table up again on a new stream, so
+// that a missing table fails as ErrTableNotFound, which says how to make
+// it, and a table made again from an old schema fails naming the column.
+// The failed append itself is redelivered.
+func (t *tableWriter[T]) lost(ref *streamRef, err error) {
+	t.checked.Store(false)
+	t.retire(ref, err)
 }
 
 // stream returns the open default stream, opening it if needed; the caller
@@ -241,11 +257,11 @@ func (t *tableWriter[T]) open(ctx context.Context) (*streamRef, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !t.checked {
+	if !t.checked.Load() {
 		if err := t.checkTable(ctx, c.bq); err != nil {
 			return nil, err
 		}
-		t.checked = true
+		t.checked.Store(true)
 	}
 	sctx, cancel := context.WithCancel(t.w.ctx)
 	stop := context.AfterFunc(ctx, cancel)
@@ -318,9 +334,9 @@ func retryable(err error) bool {
 	return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
 }
 
-// retire drops a stream whose append failed before reaching BigQuery, so
-// that the next append opens a new one; it is closed when its users are
-// done.
+// retire drops a stream whose append failed before reaching BigQuery, or
+// found no table, so that the next append opens a new one; it is closed
+// when its users are done.
 func (t *tableWriter[T]) retire(ref *streamRef, cause error) {
 	t.mu.Lock()
 	current := t.cur == ref

@@ -41,6 +41,7 @@ import (
 	"cloud.google.com/go/bigquery/storage/apiv1/storagepb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/keepalive"
 )
 
 // Options configures StartWith. Zero values mean the defaults.
@@ -106,7 +107,11 @@ func StartWith(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("bqfake: listen grpc: %w", err)
 	}
 	s.http = &http.Server{Handler: s.restHandler(), ReadHeaderTimeout: 10 * time.Second}
-	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(maxRequestBytes + 1<<20))
+	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(maxRequestBytes+1<<20),
+		// Keepalive pings as Google's front ends take them: at most one
+		// every 30 s, and only while a stream is open; a client pinging
+		// more often is sent away (GOAWAY too_many_pings).
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 30 * time.Second}))
 	storagepb.RegisterBigQueryWriteServer(s.grpc, s)
 	s.wg.Add(2)
 	go func() { defer s.wg.Done(); _ = s.http.Serve(s.restLn) }()

@@ -85,6 +85,10 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if c.project == "" {
 		c.project = c.bqProject
 	}
+	if c.maxRequestBytes < defaultMaxRequestBytes {
+		p.fail("MAX_REQUEST_BYTES", fmt.Sprintf("%d is below %d, the push envelope of the largest message Pub/Sub accepts: "+
+			"a lower limit refuses such a message on every delivery until it is dead-lettered", c.maxRequestBytes, defaultMaxRequestBytes))
+	}
 	if c.metadataMaxStaleness < c.metadataTTL {
 		p.fail("METADATA_MAX_STALENESS", fmt.Sprintf("%v is shorter than METADATA_TTL %v", c.metadataMaxStaleness, c.metadataTTL))
 	}

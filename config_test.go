@@ -49,7 +49,7 @@ func TestLoadConfigValues(t *testing.T) {
 		"DEVICE_ID_FIELD":                "serial",
 		"EVENT_TIME_FIELD":               "ts",
 		"MAX_PAYLOAD_BYTES":              "2048",
-		"MAX_REQUEST_BYTES":              "4096",
+		"MAX_REQUEST_BYTES":              "33554432",
 		"BQ_TABLE":                       "proj.ds.events",
 		"BQ_ERROR_TABLE":                 "errors",
 		"LOG_LEVEL":                      "debug",
@@ -59,7 +59,7 @@ func TestLoadConfigValues(t *testing.T) {
 	}
 	if c.metadataTTL != 2*time.Second || c.metadataMaxStaleness != time.Minute || c.metadataMaxShrink != 0.2 ||
 		c.metadataShrinkWait != 3*time.Hour || c.missRefreshInterval != 10*time.Second || c.deviceIDField != "serial" || c.eventTimeField != "ts" ||
-		c.maxPayloadBytes != 2048 || c.maxRequestBytes != 4096 || c.bqErrorTable != "errors" || c.logLevel != slog.LevelDebug {
+		c.maxPayloadBytes != 2048 || c.maxRequestBytes != 33554432 || c.bqErrorTable != "errors" || c.logLevel != slog.LevelDebug {
 		t.Errorf("loadConfig = %+v: some value not taken", c)
 	}
 	if c.bqProject != "proj" || c.bqDataset != "ds" || c.bqTable != "events" || c.project != "proj" {
@@ -81,6 +81,7 @@ func TestLoadConfigErrorsNameTheVariable(t *testing.T) {
 		{"METADATA_MISS_REFRESH_INTERVAL", "x", "not a positive duration"},
 		{"MAX_PAYLOAD_BYTES", "1MB", "not a positive integer"},
 		{"MAX_REQUEST_BYTES", "0", "not a positive integer"},
+		{"MAX_REQUEST_BYTES", "1048576", "below 16777216, the push envelope of the largest message Pub/Sub accepts"},
 		{"BQ_TABLE", "dataset.table", "not project.dataset.table"},
 		{"BQ_TABLE", "p..t", "not project.dataset.table"},
 		{"BQ_ERROR_TABLE", "p.d.errors", "not a table id"},

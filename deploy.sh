@@ -227,6 +227,19 @@ grant_table() {
 	add_binding bq --format=none add-iam-policy-binding --member="$member" --role="$role" "$ref"
 }
 
+# metadata_format NAME: csv, json or ndjson, as the function reads an
+# object of that name (by its extension, before any .gz), or nothing.
+metadata_format() {
+	local name=${1,,}
+	name=${name%.gz}
+	name=${name%.gzip}
+	case $name in
+	*.csv) echo csv ;;
+	*.json) echo json ;;
+	*.ndjson | *.jsonl) echo ndjson ;;
+	esac
+}
+
 # md5_base64 FILE: the MD5 of FILE in base64, as Cloud Storage reports it
 # (nothing if neither md5sum nor openssl is there: then FILE is uploaded).
 md5_base64() {
@@ -407,6 +420,17 @@ done
 if [[ -n $UPLOAD_METADATA && ! -f $UPLOAD_METADATA ]]; then
 	die "--upload-metadata: no such file: $UPLOAD_METADATA"
 fi
+# The function reads the object as its name's extension says, so a JSON
+# file uploaded as devices.csv would be read as CSV and refused.
+if [[ -n $UPLOAD_METADATA ]]; then
+	upload_format=$(metadata_format "$UPLOAD_METADATA")
+	object_format=$(metadata_format "$OBJECT")
+	if [[ -n $upload_format && $upload_format != "${object_format:-$upload_format}" ]]; then
+		prefix=""
+		[[ $OBJECT != */* ]] || prefix=${OBJECT%/*}/
+		die "--upload-metadata $UPLOAD_METADATA is $upload_format but --object $OBJECT is read as $object_format (by its extension): pass --object=$prefix${UPLOAD_METADATA##*/}"
+	fi
+fi
 
 RUNTIME_EMAIL=$RUNTIME_SA@$PROJECT.iam.gserviceaccount.com
 INVOKER_EMAIL=$INVOKER_SA@$PROJECT.iam.gserviceaccount.com
@@ -427,7 +451,7 @@ for pair in ${EXTRA_ENV[@]+"${EXTRA_ENV[@]}"}; do
 		METADATA_MISS_REFRESH_INTERVAL | DEVICE_ID_FIELD | EVENT_TIME_FIELD | \
 		MAX_PAYLOAD_BYTES | MAX_REQUEST_BYTES | BQ_TABLE | BQ_ERROR_TABLE | \
 		BQ_BATCH_MAX_ROWS | BQ_BATCH_MAX_DELAY | BQ_WRITE_TIMEOUT | LOG_LEVEL | \
-		GOMEMLIMIT | GOGC) ;; # the last two are the Go runtime's
+		GOOGLE_CLOUD_PROJECT | GOMEMLIMIT | GOGC) ;; # the last two are the Go runtime's
 	*) note "warning: --env $key is not a setting the function reads" ;;
 	esac
 	kept=()

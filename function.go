@@ -30,11 +30,32 @@ import (
 
 func init() {
 	functions.HTTP("EnrichEvent", enrichEvent)
+	if err := checkDeployedConfig(os.Getenv); err != nil {
+		newLogger(os.Stderr, slog.LevelInfo).Error("EnrichEvent cannot start", "error", err)
+		os.Exit(1)
+	}
+}
+
+// checkDeployedConfig fails a bad configuration on Cloud Run (K_SERVICE
+// set) before the instance listens, so that its revision never becomes
+// ready: the deploy fails, and traffic stays on the revision before it.
+// Answering 500 instead would pass the deploy and then fail every event
+// until Pub/Sub dead-letters it. Elsewhere (tests, the local runner, which
+// reports it itself) the configuration is read on first use.
+func checkDeployedConfig(getenv func(string) string) error {
+	if getenv("K_SERVICE") == "" {
+		return nil
+	}
+	if _, err := loadConfig(getenv); err != nil {
+		return fmt.Errorf("bad configuration: %w", err)
+	}
+	return nil
 }
 
 // instance returns the process's one function, built from the environment
 // on first use and shared by every invocation. A bad configuration is
-// final: the instance answers 500 until it is deployed again. Any other
+// final (on Cloud Run, checkDeployedConfig has stopped the instance
+// already): it answers 500 until it is deployed again. Any other
 // failure to build it (a client that cannot be made) is tried again by a
 // request at least a second later, so that an instance does not stay
 // broken by something passing.

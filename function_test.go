@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
@@ -44,6 +46,38 @@ func TestBadConfigurationIsFinal(t *testing.T) {
 	}
 	if !built.final {
 		t.Error("a bad configuration is not final")
+	}
+	rec := httptest.NewRecorder()
+	enrichEvent(rec, sampleRequest(t, "push.http"))
+	if rec.Code != http.StatusInternalServerError || !strings.Contains(rec.Body.String(), "METADATA_TTL") {
+		t.Errorf("a request with METADATA_TTL=soon = %d %q, want 500 naming METADATA_TTL, so that Pub/Sub redelivers", rec.Code, rec.Body)
+	}
+}
+
+// TestBadConfigurationFailsTheDeploy: on Cloud Run (K_SERVICE set) a bad
+// configuration stops the instance before it listens, with the variable
+// in its log line, so that the new revision never becomes ready and the
+// deploy fails. The test runs this test binary again, which runs init.
+func TestBadConfigurationFailsTheDeploy(t *testing.T) {
+	if os.Getenv("ENRICHEVENT_CHILD") != "" {
+		return // the child: init has passed
+	}
+	for _, tc := range []struct {
+		env  []string
+		fail bool
+	}{
+		{[]string{"K_SERVICE=enrich-event", "METADATA_URI=gs://b/devices.csv", "METADATA_TTL=48h"}, true},
+		{[]string{"K_SERVICE=enrich-event", "METADATA_URI=gs://b/devices.csv"}, false},
+		{[]string{"METADATA_TTL=48h"}, false}, // not on Cloud Run: read on first use
+	} {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestBadConfigurationFailsTheDeploy$")
+		cmd.Env = append(os.Environ(), append(tc.env, "ENRICHEVENT_CHILD=1")...)
+		out, err := cmd.CombinedOutput()
+		failed := err != nil
+		if failed != tc.fail || (tc.fail && !(strings.Contains(string(out), "EnrichEvent cannot start") && strings.Contains(string(out), "METADATA_TTL"))) {
+			t.Errorf("starting with %q: err %v, output %q; want failed=%v, and a failure to log EnrichEvent cannot start naming METADATA_TTL",
+				tc.env, err, out, tc.fail)
+		}
 	}
 }
 

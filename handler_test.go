@@ -55,6 +55,24 @@ func (h *harness) serve(req *http.Request) *httptest.ResponseRecorder {
 	return rec
 }
 
+// logLine returns the fields of the first log line whose message is msg;
+// there must be one.
+func (h *harness) logLine(t testing.TB, msg string) map[string]any {
+	t.Helper()
+	sc := bufio.NewScanner(bytes.NewReader(h.logs.Bytes()))
+	for sc.Scan() {
+		var line map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+			t.Fatalf("log line %q: %v", sc.Text(), err)
+		}
+		if line["message"] == msg {
+			return line
+		}
+	}
+	t.Fatalf("no log line %q in %q", msg, h.logs.String())
+	return nil
+}
+
 // output returns the rows and error records the stdout sink printed.
 func (h *harness) output(t testing.TB) (rows []enrich.Row, recs []enrich.ErrorRecord) {
 	t.Helper()
@@ -157,8 +175,12 @@ func TestSampleRequests(t *testing.T) {
 				if r.Reason != tt.reason || r.MessageID != tt.messageID || len(r.Payload) == 0 || r.ErrorMessage == "" {
 					t.Errorf("error record = %+v, want reason %s, message id %q, a payload and a message", r, tt.reason, tt.messageID)
 				}
-				if !strings.Contains(h.logs.String(), string(tt.reason)) {
-					t.Errorf("log %q does not name reason %s", h.logs.String(), tt.reason)
+				line := h.logLine(t, "poison message recorded in the error-records table")
+				if line["severity"] != "WARNING" || line["reason"] != string(tt.reason) || line["message_id"] != tt.messageID {
+					t.Errorf("log line %v, want a WARNING with reason %s and message id %q", line, tt.reason, tt.messageID)
+				}
+				if tt.file == "bad_not_json.http" && r.Attributes["origin"] != "headset" {
+					t.Errorf("error record attributes = %v, want the message's origin=headset", r.Attributes)
 				}
 				return
 			}
@@ -211,12 +233,14 @@ func TestPayloadOverLimitIsRecorded(t *testing.T) {
 // TestRequestOverLimitIsRefused: a body over MAX_REQUEST_BYTES is refused
 // before decoding, and nothing is written.
 func TestRequestOverLimitIsRefused(t *testing.T) {
-	h := newHarness(t, map[string]string{"MAX_REQUEST_BYTES": "100"}, nil)
+	h := newHarness(t, nil, nil)
+	h.f.maxBody = 100 // below what the configuration allows, for a small test
 	if resp := h.serve(sampleRequest(t, "push.http")); resp.Code != http.StatusRequestEntityTooLarge {
 		t.Fatalf("POST = %d %q, want 413", resp.Code, resp.Body)
 	}
-	if h.out.Len() != 0 || !strings.Contains(h.logs.String(), "MAX_REQUEST_BYTES") {
-		t.Errorf("stdout %q, log %q: want nothing written and a log naming MAX_REQUEST_BYTES", h.out.String(), h.logs.String())
+	line := h.logLine(t, "request refused, Pub/Sub will redeliver it")
+	if h.out.Len() != 0 || line["severity"] != "ERROR" || !strings.Contains(fmt.Sprint(line["error"]), "MAX_REQUEST_BYTES") {
+		t.Errorf("stdout %q, log line %v: want nothing written and an ERROR naming MAX_REQUEST_BYTES", h.out.String(), line)
 	}
 }
 
@@ -277,6 +301,9 @@ func TestErrorLogCarriesTrace(t *testing.T) {
 func TestNoInfoLinePerEvent(t *testing.T) {
 	h := newHarness(t, nil, nil)
 	h.serve(sampleRequest(t, "push.http")) // the first loads the metadata, which logs once
+	if line := h.logLine(t, "metadata loaded"); line["severity"] != "INFO" || line["rows"] == nil || !(line["table_bytes"] != nil && line["table_bytes"].(float64) > 0) {
+		t.Errorf("load log line %v, want an INFO with rows and table_bytes", line)
+	}
 	h.logs.Reset()
 	for range 3 {
 		h.serve(sampleRequest(t, "push.http"))

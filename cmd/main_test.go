@@ -52,6 +52,9 @@ func TestBadConfigurationExitsNonZero(t *testing.T) {
 // yields an enriched row on stdout.
 func TestDefaultRunPrintsCurlThatMakesARow(t *testing.T) {
 	if _, err := exec.LookPath("curl"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI=true and curl is not installed: %v", err)
+		}
 		t.Skip("curl not installed")
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -18,6 +18,7 @@ func TestDryRun(t *testing.T) {
 	root := repoRoot(t)
 	rows := filepath.Join(root, "sink", "schema", "rows.json")
 	errs := filepath.Join(root, "sink", "schema", "error_records.json")
+	sample := filepath.Join(root, "testdata", "devices.csv")
 	const (
 		runtimeSA = "serviceAccount:enrich-event-runtime@proj-1.iam.gserviceaccount.com"
 		invokerSA = "serviceAccount:enrich-event-invoker@proj-1.iam.gserviceaccount.com"
@@ -60,9 +61,9 @@ func TestDryRun(t *testing.T) {
 		absent: []string{"gcloud run deploy", "gcloud storage cp"},
 	}, {
 		name: "run",
-		args: []string{"--project=proj-1", "--target=run", "--timeout=300", "--dry-run", "--upload-metadata=" + rows},
+		args: []string{"--project=proj-1", "--target=run", "--timeout=300", "--dry-run", "--upload-metadata=" + sample},
 		want: []string{
-			"gcloud storage cp " + rows + " gs://proj-1-device-metadata/devices.csv",
+			"gcloud storage cp " + sample + " gs://proj-1-device-metadata/devices.csv",
 			// before the deploy, so that what is published meanwhile is kept
 			"gcloud pubsub subscriptions create enrich-event-push --project=proj-1 --topic=device-events --ack-deadline=330 --dead-letter-topic=device-events-dead-letter --max-delivery-attempts=100",
 			"gcloud run deploy enrich-event --function=EnrichEvent --base-image=go126 --no-allow-unauthenticated --ingress=internal --timeout=300s",
@@ -151,6 +152,7 @@ func TestUsageErrors(t *testing.T) {
 	if _, err := exec.LookPath("bash"); err != nil {
 		t.Skip("bash not found")
 	}
+	root := repoRoot(t)
 	tests := []struct {
 		args []string
 		want string
@@ -166,6 +168,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--project=p", "--ingress=public"}, "--ingress must be internal or all"},
 		{[]string{"--project=p", "--name=a-name-far-too-long-for-an-account"}, "service account id"},
 		{[]string{"--project=p", "--upload-metadata=/nonexistent/devices.csv"}, "no such file"},
+		{[]string{"--project=p", "--upload-metadata=" + filepath.Join(root, "testdata/devices.json")}, "is json but --object devices.csv is read as csv"},
+		{[]string{"--project=p", "--upload-metadata=" + filepath.Join(root, "testdata/devices.ndjson"), "--object=meta/d.json.gz"}, "pass --object=meta/devices.ndjson"},
 		{[]string{"--project=p", "--env=lower=x"}, "--env wants KEY=VALUE"},
 		{[]string{"--project=p", "--memory=lots"}, "--memory must be a size such as 512Mi"},
 		{[]string{"--project=p", "--memory=0"}, "--memory must be a size such as 512Mi"},

@@ -122,7 +122,14 @@ func enrichEvent(w http.ResponseWriter, r *http.Request) {
 	}
 	if f.drains {
 		inFlight.Add(1)
-		defer inFlight.Add(-1)
+		defer func() {
+			// Send the answer before the request stops counting: the
+			// drain exits once none is counted, and an answer still in
+			// net/http's buffer would be lost with the process (Pub/Sub
+			// would redeliver a stored event: a duplicate row).
+			_ = http.NewResponseController(w).Flush()
+			inFlight.Add(-1)
+		}()
 	}
 	f.ServeHTTP(w, r)
 }

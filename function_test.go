@@ -81,6 +81,50 @@ func TestBadConfigurationFailsTheDeploy(t *testing.T) {
 	}
 }
 
+// TestDrainCountsARequestUntilItsAnswerIsSent: where SIGTERM drains the
+// requests in flight, a request stops counting only once its answer has
+// left for the client. The framework still runs deferred work after the
+// handler returns, and the drain's os.Exit in that gap would lose an
+// answer whose event is stored. The server here blocks after the handler,
+// in that gap.
+func TestDrainCountsARequestUntilItsAnswerIsSent(t *testing.T) {
+	resetInstance(t)
+	h := newHarness(t, nil, nil)
+	h.f.drains = true
+	built.fn.Store(h.f)
+	gap, release := make(chan int64, 1), make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		enrichEvent(w, r)
+		gap <- inFlight.Load()
+		<-release
+	}))
+	defer srv.Close() // after release: Close waits for the handler
+	defer close(release)
+	answered := make(chan error, 1)
+	go func() {
+		req := sampleRequest(t, "push.http")
+		resp, err := http.Post(srv.URL, "application/json", req.Body)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusNoContent {
+				err = fmt.Errorf("status %d", resp.StatusCode)
+			}
+		}
+		answered <- err
+	}()
+	if n := <-gap; n != 0 {
+		t.Fatalf("%d requests counted once the handler returned, want 0", n)
+	}
+	select {
+	case err := <-answered:
+		if err != nil {
+			t.Errorf("POST = %v, want 204", err)
+		}
+	case <-time.After(30 * time.Second): // liveness: without the flush, the answer waits for release
+		t.Error("no answer while the request counted as done: the drain could exit before it is sent")
+	}
+}
+
 // TestMissingLocalMetadataLoadsOnceThere: a local METADATA_URI that is not
 // there yet (a volume still mounting) answers 500, and the first request a
 // second after the file appears is enriched.

@@ -110,11 +110,14 @@ var rowSlices = sync.Pool{New: func() any { return new([1]enrich.Row) }}
 // logs it. Only if the record is stored may the message be acknowledged.
 func (f *function) record(ctx context.Context, env *enrich.PushEnvelope, body []byte, cause error, r *http.Request) error {
 	raw := env.Message.Data
-	if raw == nil {
+	if len(raw) == 0 { // no payload, or an empty one: the body says more
 		raw = body
 	}
 	rec := enrich.NewErrorRecord(env, raw, cause, f.now())
+	if err := f.sink.WriteErrors(ctx, []enrich.ErrorRecord{rec}); err != nil {
+		return err
+	}
 	f.log.Warn("poison message recorded in the error-records table", "reason", rec.Reason, "error", cause,
 		"message_id", env.Message.MessageID, "subscription", env.Subscription, traceAttr(f.project, r))
-	return f.sink.WriteErrors(ctx, []enrich.ErrorRecord{rec})
+	return nil
 }

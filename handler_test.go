@@ -206,6 +206,27 @@ func TestSampleRequests(t *testing.T) {
 	}
 }
 
+// TestCloudEventHeaderErrorKeepsTheMessage: a binary CloudEvent whose
+// headers the SDK refuses is an error record, which still carries what
+// its body, a push envelope, says: the message id, attributes and payload.
+func TestCloudEventHeaderErrorKeepsTheMessage(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	req := sampleRequest(t, "eventarc_binary.http")
+	req.Header.Set("Ce-Time", "2026-11-24 08:00:00Z") // not RFC 3339
+	if resp := h.serve(req); resp.Code != http.StatusNoContent {
+		t.Fatalf("POST = %d %q, want 204", resp.Code, resp.Body)
+	}
+	rows, recs := h.output(t)
+	if len(rows) != 0 || len(recs) != 1 {
+		t.Fatalf("wrote %d rows, %d error records; want 0, 1", len(rows), len(recs))
+	}
+	r := recs[0]
+	if r.Reason != enrich.ReasonInvalidEnvelope || r.MessageID != "1002" || r.Attributes["origin"] != "headset" ||
+		!strings.Contains(string(r.Payload), `"device_id":"vr-0002"`) {
+		t.Errorf("error record = %+v, want invalid_envelope with message id 1002, origin=headset and the event as payload", r)
+	}
+}
+
 // TestPushEnvelopeKeepsSubscriptionAndAttempt: the raw push path keeps
 // what the framework's own conversion drops.
 func TestPushEnvelopeKeepsSubscriptionAndAttempt(t *testing.T) {

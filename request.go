@@ -155,7 +155,14 @@ func decodeEnvelope(r *http.Request, body []byte) (enrich.PushEnvelope, error) {
 	case binding.EncodingBinary, binding.EncodingStructured:
 		ev, data, err := readCloudEvent(msg, enc, body)
 		if err != nil {
-			return enrich.PushEnvelope{}, enrich.Permanent(enrich.ReasonInvalidEnvelope, "cloudevent: %v", err)
+			perr := enrich.Permanent(enrich.ReasonInvalidEnvelope, "cloudevent: %v", err)
+			if enc == binding.EncodingBinary {
+				// The body may still be a push envelope: the error record
+				// then keeps its message id, attributes and payload.
+				env, _ := enrich.DecodePush(body)
+				return env, perr
+			}
+			return enrich.PushEnvelope{}, perr
 		}
 		return decodeCloudEvent(ev, data)
 	case binding.EncodingBatch:

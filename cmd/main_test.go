@@ -147,7 +147,9 @@ func TestSIGTERMAnswersRequestsInFlight(t *testing.T) {
 	addr := ln.Addr().String()
 	_, port, _ := net.SplitHostPort(addr)
 	ln.Close()
-	cmd := runner("PORT="+port, "LOCAL_ONLY=true", "K_SERVICE=enrich-event", "BQ_TABLE=p.d.events",
+	// As on Cloud Run, where METADATA_URI has no default: the runner's comes
+	// after the function's start-up check.
+	cmd := runner("PORT="+port, "LOCAL_ONLY=true", "K_SERVICE=enrich-event", "METADATA_URI=embedded:testdata/devices.csv", "BQ_TABLE=p.d.events",
 		"BIGQUERY_EMULATOR_HOST="+bq.RESTEndpoint(), "BIGQUERY_STORAGE_EMULATOR_HOST="+bq.GRPCAddr())
 	var stderr syncBuffer
 	cmd.Stdout, cmd.Stderr = io.Discard, &stderr

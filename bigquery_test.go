@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"github.com/devicestream/enrichevent/sink"
 	"net/http"
 	"strings"
 	"sync"
@@ -15,14 +16,17 @@ import (
 // These tests drive the function over HTTP, through the framework, the
 // BigQuery sink and the official client, into the fake started by TestMain.
 
-// postPayload posts one push envelope carrying payload and returns the status.
+// postPayload posts one push envelope carrying payload and returns the
+// status, or 0 (with t.Error: it may run on another goroutine) if the POST
+// failed.
 func postPayload(t *testing.T, id, payload string) int {
 	t.Helper()
 	data := base64.StdEncoding.EncodeToString([]byte(payload))
 	body := fmt.Sprintf(`{"message":{"data":%q,"messageId":%q,"publishTime":"2026-11-24T08:00:00Z","attributes":{"k":"v"}},"subscription":"projects/p/subscriptions/s"}`, data, id)
 	resp, err := http.Post(frameworkURL+"/projects/p/topics/t", "application/json", strings.NewReader(body))
 	if err != nil {
-		t.Fatalf("POST %s: %v", id, err)
+		t.Errorf("POST %s: %v", id, err)
+		return 0
 	}
 	resp.Body.Close()
 	return resp.StatusCode
@@ -134,7 +138,15 @@ func TestBigQueryConcurrentRequestsShareAppends(t *testing.T) {
 	for i := range codes {
 		wg.Go(func() { codes[i] = postPayload(t, fmt.Sprintf("bq-conc-%d", i), `{"device_id":"vr-0004"}`) })
 	}
-	time.Sleep(200 * time.Millisecond) // let the requests queue up behind the held append
+	bqSink, ok := built.fn.Load().sink.(*sink.BigQuery)
+	if !ok {
+		t.Fatalf("the function's sink is %T, want *sink.BigQuery", built.fn.Load().sink)
+	}
+	for deadline := time.Now().Add(time.Minute); bqSink.Stats().PendingRows < int64(len(codes)); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) { // liveness: the requests queue up behind the held append
+			t.Fatalf("%d of %d rows queued after a minute", bqSink.Stats().PendingRows, len(codes))
+		}
+	}
 	release()
 	wg.Wait()
 	appends := bq.Appends() - before

@@ -306,10 +306,10 @@ func (s slowSink) WriteErrors(ctx context.Context, _ []enrich.ErrorRecord) error
 // cancelled by it.
 func TestLargeBodyReadDeadline(t *testing.T) {
 	h := newHarness(t, nil, nil)
-	h.f.sink = slowSink{delay: 150 * time.Millisecond}
-	h.f.bodies = newBodyBudget(300 << 10) // room for one of these bodies
-	h.f.bodies.wait = 5 * time.Second
-	h.f.bodies.readTimeout = 50 * time.Millisecond
+	h.f.sink = slowSink{delay: 1500 * time.Millisecond} // longer than the read deadline
+	h.f.bodies = newBodyBudget(300 << 10)               // room for one of these bodies
+	h.f.bodies.wait = 10 * time.Second
+	h.f.bodies.readTimeout = time.Second // ample for 200 KiB on loopback, even under -race
 	srv := httptest.NewServer(h.f)
 	defer srv.Close()
 
@@ -319,7 +319,7 @@ func TestLargeBodyReadDeadline(t *testing.T) {
 	}
 	defer stalled.Close()
 	fmt.Fprintf(stalled, "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n{\"message\":", 200<<10)
-	stalled.SetReadDeadline(time.Now().Add(5 * time.Second)) // not for ever if the server never answers
+	stalled.SetReadDeadline(time.Now().Add(10 * time.Second)) // not for ever if the server never answers
 	status, err := bufio.NewReader(stalled).ReadString('\n')
 	if err != nil || !strings.Contains(status, " 400 ") {
 		t.Errorf("stalled sender answered %q, %v; want 400 once its body is late", status, err)

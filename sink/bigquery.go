@@ -127,6 +127,7 @@ func NewBigQuery(ctx context.Context, cfg BigQueryConfig) (*BigQuery, error) {
 	cfg.BatchMaxDelay = cmp.Or(max(cfg.BatchMaxDelay, 0), DefaultBatchMaxDelay)
 	cfg.WriteTimeout = cmp.Or(max(cfg.WriteTimeout, 0), DefaultWriteTimeout)
 	cfg.MaxInflightBytes = cmp.Or(max(cfg.MaxInflightBytes, 0), DefaultMaxInflightBytes)
+	cfg.keepalive = cmp.Or(cfg.keepalive, grpcKeepalive)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -414,11 +415,7 @@ func (w *BigQuery) getClients() (*clients, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bigquery client: %w", err)
 	}
-	ka := w.cfg.keepalive
-	if ka == (keepalive.ClientParameters{}) {
-		ka = grpcKeepalive
-	}
-	grpcOpts = append(grpcOpts, option.WithGRPCDialOption(grpc.WithKeepaliveParams(ka)))
+	grpcOpts = append(grpcOpts, option.WithGRPCDialOption(grpc.WithKeepaliveParams(w.cfg.keepalive)))
 	mw, err := managedwriter.NewClient(w.ctx, w.cfg.Project, append(grpcOpts, w.cfg.ClientOptions...)...)
 	if err != nil {
 		return nil, fmt.Errorf("bigquery storage write client: %w", err)

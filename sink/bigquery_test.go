@@ -425,9 +425,10 @@ func TestNewBigQueryConfig(t *testing.T) {
 			}
 			defer w.Close()
 			got := map[string]any{"ErrorTable": w.cfg.ErrorTable, "BatchMaxRows": w.cfg.BatchMaxRows,
-				"BatchMaxDelay": w.cfg.BatchMaxDelay, "WriteTimeout": w.cfg.WriteTimeout}
+				"BatchMaxDelay": w.cfg.BatchMaxDelay, "WriteTimeout": w.cfg.WriteTimeout, "keepalive": w.cfg.keepalive}
 			want := map[string]any{"ErrorTable": tt.want.ErrorTable, "BatchMaxRows": tt.want.BatchMaxRows,
-				"BatchMaxDelay": tt.want.BatchMaxDelay, "WriteTimeout": tt.want.WriteTimeout}
+				"BatchMaxDelay": tt.want.BatchMaxDelay, "WriteTimeout": tt.want.WriteTimeout,
+				"keepalive": keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}} // what Google's front ends accept
 			if !maps.Equal(got, want) {
 				t.Errorf("NewBigQuery(%+v) config = %v, want %v", tt.cfg, got, want)
 			}

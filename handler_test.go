@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/devicestream/enrichevent/enrich"
 )
@@ -224,6 +225,43 @@ func TestCloudEventHeaderErrorKeepsTheMessage(t *testing.T) {
 	if r.Reason != enrich.ReasonInvalidEnvelope || r.MessageID != "1002" || r.Attributes["origin"] != "headset" ||
 		!strings.Contains(string(r.Payload), `"device_id":"vr-0002"`) {
 		t.Errorf("error record = %+v, want invalid_envelope with message id 1002, origin=headset and the event as payload", r)
+	}
+}
+
+// TestUnknownDeviceStartsEarlyCheck: an event of a device the metadata
+// does not know makes the handler ask the cache for an early version check
+// (at most one per METADATA_MISS_REFRESH_INTERVAL), so that a device added
+// to the file is enriched well before the TTL.
+func TestUnknownDeviceStartsEarlyCheck(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "devices.csv")
+	write := func(csv string, mtime time.Time) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(csv), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(path, mtime, mtime); err != nil { // the file's version
+			t.Fatal(err)
+		}
+	}
+	start := time.Now()
+	write("device_id,asset_tag\nvr-0001,A1\n", start)
+	h := newHarness(t, map[string]string{"METADATA_URI": path, "METADATA_MISS_REFRESH_INTERVAL": "10ms"}, nil)
+	h.serve(sampleRequest(t, "push.http")) // the first load
+	write("device_id,asset_tag\nvr-0001,A1\nvr-9999,A9\n", start.Add(time.Second))
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		h.out.Reset()
+		if resp := h.serve(sampleRequest(t, "unknown_device.http")); resp.Code != http.StatusNoContent {
+			t.Fatalf("POST = %d %q, want 204", resp.Code, resp.Body)
+		}
+		if rows, _ := h.output(t); len(rows) == 1 && rows[0].DeviceFound {
+			if rows[0].AssetTag != "A9" {
+				t.Errorf("row = %+v, want the new device's asset tag A9", rows[0])
+			}
+			return
+		}
+		if time.Now().After(deadline) { // liveness: the TTL is an hour
+			t.Fatal("the device added to the file is still unknown after 30 s of misses")
+		}
 	}
 }
 

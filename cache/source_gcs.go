@@ -23,7 +23,7 @@ var gcsRetry = []storage.RetryOption{
 }
 
 // gcsStatTimeout bounds Stat, its retries included. A metadata request
-// takes tens of milliseconds and gcsRetry's attempts about 3 s; a GCS that
+// takes tens of milliseconds and gcsRetry's backoff at most 1.4 s; a GCS that
 // accepts connections and never answers, or a network that drops them,
 // would otherwise hold a cold start's requests for the whole LoadTimeout.
 var gcsStatTimeout = 10 * time.Second

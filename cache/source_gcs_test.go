@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -336,5 +337,33 @@ func TestGCSStatGivesUpOnASilentServer(t *testing.T) {
 	})
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Stat of a silent server: %v, want context.DeadlineExceeded", err)
+	}
+}
+
+// TestGCSRequestTriedAtMostFourTimes: a GCS that answers 503 gets each
+// request four times (three retries, about a second of backoff), so that a
+// cold start with GCS down answers 5xx soon and Pub/Sub redelivers, rather
+// than the client retrying until the load's timeout.
+func TestGCSRequestTriedAtMostFourTimes(t *testing.T) {
+	var requests atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		requests.Add(1)
+		http.Error(w, "unavailable", http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+	client, err := storage.NewClient(context.Background(),
+		option.WithEndpoint(srv.URL+"/storage/v1/"), option.WithoutAuthentication())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	src := cache.NewGCSSource(client, testBucket, testObject)
+	if _, err := returnsWithin(t, "Stat of a GCS answering 503", func() (cache.Version, error) {
+		return src.Stat(context.Background())
+	}); err == nil {
+		t.Fatal("Stat of a GCS answering 503 succeeded")
+	}
+	if n := requests.Load(); n != 4 {
+		t.Errorf("GCS got %d requests for one Stat, want 4", n)
 	}
 }

@@ -29,8 +29,15 @@ type function struct {
 
 // ServeHTTP handles one delivery. The answer tells Pub/Sub what to do:
 // 204 acknowledges (the event is a row or an error record), 413 and 5xx make
-// Pub/Sub redeliver.
+// Pub/Sub redeliver. A request other than a POST is no delivery: 405.
 func (f *function) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		// Pub/Sub and Eventarc deliver with POST. Anything else (an uptime
+		// check, a browser) is no event: it must not become an error record.
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "EnrichEvent takes Pub/Sub deliveries, which are POST requests", http.StatusMethodNotAllowed)
+		return
+	}
 	buf := bodyBuffers.Get().(*[]byte)
 	body, taken, err := f.readBody(w, r, *buf)
 	if taken > 0 {

@@ -265,6 +265,22 @@ func TestUnknownDeviceStartsEarlyCheck(t *testing.T) {
 	}
 }
 
+// TestNotAPostIsNoEvent: Pub/Sub and Eventarc deliver with POST; a GET
+// (an uptime check pointed at the function) is answered 405 and writes
+// nothing, where it used to become an invalid_envelope error record.
+func TestNotAPostIsNoEvent(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	for _, method := range []string{http.MethodGet, http.MethodHead, http.MethodPut} {
+		resp := h.serve(httptest.NewRequest(method, "/healthz", nil))
+		if resp.Code != http.StatusMethodNotAllowed || resp.Header().Get("Allow") != http.MethodPost {
+			t.Errorf("%s = %d, Allow %q; want 405, Allow POST", method, resp.Code, resp.Header().Get("Allow"))
+		}
+	}
+	if h.out.Len() != 0 || h.logs.Len() != 0 {
+		t.Errorf("stdout %q, log %q; want nothing", h.out.String(), h.logs.String())
+	}
+}
+
 // TestPushEnvelopeKeepsSubscriptionAndAttempt: the raw push path keeps
 // what the framework's own conversion drops.
 func TestPushEnvelopeKeepsSubscriptionAndAttempt(t *testing.T) {

@@ -121,16 +121,27 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// TestSIGTERMAnswersRequestsInFlight: on Cloud Run (K_SERVICE set) SIGTERM
-// lets the requests in flight finish before the process exits. The request
-// here waits for its BigQuery append, which the fake holds until after the
-// signal.
-func TestSIGTERMAnswersRequestsInFlight(t *testing.T) {
+// drainRun is the runner as on Cloud Run (K_SERVICE set), writing to a
+// fake BigQuery that holds every append until release, with one request
+// in flight.
+type drainRun struct {
+	bq       *bqfake.Server
+	cmd      *exec.Cmd
+	stderr   *syncBuffer
+	release  func()
+	answered chan int      // the request's status, 0 if it got none
+	exited   chan struct{} // closed once waitErr is set
+	waitErr  error
+}
+
+// startDrainRun starts the runner and sends it one request, which waits
+// for its append until release.
+func startDrainRun(t *testing.T) *drainRun {
 	bq, err := bqfake.Start()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer bq.Close()
+	t.Cleanup(bq.Close)
 	for table, schema := range map[string]func() (*sink.TableSchema, error){"events": sink.RowsSchema, "events_error_records": sink.ErrorRecordsSchema} {
 		s, err := schema()
 		if err != nil {
@@ -149,22 +160,20 @@ func TestSIGTERMAnswersRequestsInFlight(t *testing.T) {
 	ln.Close()
 	// As on Cloud Run, where METADATA_URI has no default: the runner's comes
 	// after the function's start-up check.
-	cmd := runner("PORT="+port, "LOCAL_ONLY=true", "K_SERVICE=enrich-event", "METADATA_URI=embedded:testdata/devices.csv", "BQ_TABLE=p.d.events",
+	r := &drainRun{bq: bq, stderr: &syncBuffer{}, answered: make(chan int, 1), exited: make(chan struct{})}
+	r.cmd = runner("PORT="+port, "LOCAL_ONLY=true", "K_SERVICE=enrich-event", "METADATA_URI=embedded:testdata/devices.csv", "BQ_TABLE=p.d.events",
 		"BIGQUERY_EMULATOR_HOST="+bq.RESTEndpoint(), "BIGQUERY_STORAGE_EMULATOR_HOST="+bq.GRPCAddr())
-	var stderr syncBuffer
-	cmd.Stdout, cmd.Stderr = io.Discard, &stderr
-	if err := cmd.Start(); err != nil {
+	r.cmd.Stdout, r.cmd.Stderr = io.Discard, r.stderr
+	if err := r.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	var waitErr error
-	exited := make(chan struct{}) // closed once waitErr is set
 	go func() {
-		waitErr = cmd.Wait()
-		close(exited)
+		r.waitErr = r.cmd.Wait()
+		close(r.exited)
 	}()
 	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
+		r.cmd.Process.Kill()
+		<-r.exited
 	})
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if c, err := net.Dial("tcp", addr); err == nil {
@@ -172,53 +181,80 @@ func TestSIGTERMAnswersRequestsInFlight(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the runner is not listening after 10 s; stderr %q", stderr.String())
+			t.Fatalf("the runner is not listening after 10 s; stderr %q", r.stderr.String())
 		}
 	}
-
-	release := bq.Hold()
-	defer release()
-	answered := make(chan int, 1)
+	r.release = bq.Hold()
+	t.Cleanup(r.release)
 	go func() {
 		body := `{"message":{"data":"eyJkZXZpY2VfaWQiOiJ2ci0wMDAxIn0=","messageId":"sigterm-1"}}`
 		resp, err := http.Post("http://"+addr+"/", "application/json", strings.NewReader(body))
 		if err != nil {
-			t.Errorf("POST: %v", err)
-			answered <- 0
+			r.answered <- 0
 			return
 		}
 		resp.Body.Close()
-		answered <- resp.StatusCode
+		r.answered <- resp.StatusCode
 	}()
 	for deadline := time.Now().Add(10 * time.Second); bq.Appends() == 0; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("no append reached the fake in 10 s; stderr %q", stderr.String())
+			t.Fatalf("no append reached the fake in 10 s; stderr %q", r.stderr.String())
 		}
 	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	return r
+}
+
+// TestSIGTERMAnswersRequestsInFlight: on Cloud Run (K_SERVICE set) SIGTERM
+// lets the requests in flight finish before the process exits. The request
+// here waits for its BigQuery append, which the fake holds until after the
+// signal.
+func TestSIGTERMAnswersRequestsInFlight(t *testing.T) {
+	r := startDrainRun(t)
+	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case <-exited:
-		t.Fatalf("the runner exited on SIGTERM with a request in flight: %v; stderr %q", waitErr, stderr.String())
+	case <-r.exited:
+		t.Fatalf("the runner exited on SIGTERM with a request in flight: %v; stderr %q", r.waitErr, r.stderr.String())
 	case <-time.After(300 * time.Millisecond):
 	}
-	release()
-	if code := <-answered; code != http.StatusNoContent {
+	r.release()
+	if code := <-r.answered; code != http.StatusNoContent {
 		t.Errorf("the request in flight at SIGTERM was answered %d, want 204", code)
 	}
 	select {
-	case <-exited:
-		if waitErr != nil {
-			t.Errorf("the runner exited with %v after draining, want status 0", waitErr)
+	case <-r.exited:
+		if r.waitErr != nil {
+			t.Errorf("the runner exited with %v after draining, want status 0", r.waitErr)
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("the runner still running 15 s after SIGTERM")
 	}
-	if n := len(bq.Rows("p", "d", "events")); n != 1 {
+	if n := len(r.bq.Rows("p", "d", "events")); n != 1 {
 		t.Errorf("the fake holds %d rows, want the 1 of the request", n)
 	}
-	if !strings.Contains(stderr.String(), "stopping on SIGTERM") {
-		t.Errorf("stderr %q lacks the stopping line", stderr.String())
+	if !strings.Contains(r.stderr.String(), "stopping on SIGTERM") {
+		t.Errorf("stderr %q lacks the stopping line", r.stderr.String())
+	}
+}
+
+// TestSIGTERMDrainIsBounded: a request that does not finish holds the
+// process at most 9 s after SIGTERM, short of Cloud Run's SIGKILL at 10 s,
+// and the stopping line says one request was still in flight.
+func TestSIGTERMDrainIsBounded(t *testing.T) {
+	r := startDrainRun(t) // its append is never released
+	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-r.exited:
+		if r.waitErr != nil {
+			t.Errorf("the runner exited with %v, want status 0", r.waitErr)
+		}
+	case <-time.After(30 * time.Second): // liveness: the bound is 9 s
+		t.Fatal("the runner still running 30 s after SIGTERM with a request that never finishes")
+	}
+	if s := r.stderr.String(); !strings.Contains(s, "stopping on SIGTERM") || !strings.Contains(s, `"in_flight":1`) {
+		t.Errorf("stderr %q lacks the stopping line with one request in flight", s)
 	}
 }

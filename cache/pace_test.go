@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -137,3 +138,41 @@ func TestPaceSleepEndsWithTheRefresh(t *testing.T) {
 type readFunc func([]byte) (int, error)
 
 func (f readFunc) Read(b []byte) (int, error) { return f(b) }
+
+// TestPacedDownloadStopsSleepingWithItsContext: a paced download sleeps on
+// its refresh's context, so a refresh whose time is up stops sleeping and
+// ends, rather than sleeping out the rest of its pacing (here about six
+// minutes: 2,000 steps each charged maxStepWork of work, at a share of 0.1).
+func TestPacedDownloadStopsSleepingWithItsContext(t *testing.T) {
+	data := bytes.Repeat([]byte("x"), 2000*paceChunk)
+	c := New(Config[int64]{
+		Source: bytesSource(data),
+		Parse: func(r io.Reader, _ Version) (int64, error) {
+			return io.CopyBuffer(io.Discard, r, make([]byte, paceChunk))
+		},
+		RefreshShare: 0.1,
+	})
+	var now atomic.Int64
+	c.clock = func() time.Time { return time.Unix(0, now.Add(int64(maxStepWork))) } // every step is work
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, _, _, err := c.download(ctx, Version{Generation: 1}, true)
+		done <- err
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second): // liveness: with the context honoured it takes well under a second
+		t.Fatal("a paced download still running 30 s after its context ended")
+	}
+}
+
+// bytesSource is a Source of one version holding its bytes.
+type bytesSource []byte
+
+func (b bytesSource) Stat(context.Context) (Version, error) { return Version{Generation: 1}, nil }
+func (b bytesSource) Open(context.Context, Version) (io.ReadCloser, error) {
+	return io.NopCloser(bytes.NewReader(b)), nil
+}
+func (bytesSource) String() string { return "bytes" }

@@ -16,9 +16,10 @@ import (
 // build on a busy machine is slow to start).
 const functionStartTimeout = 30 * time.Second
 
-// buildFunction builds the local runner (./cmd) into dir, with the race
-// detector when this test binary has it, and returns the binary's path.
-func buildFunction(dir string) (string, error) {
+// buildCommand builds the command pkg (./cmd, the local runner, or
+// ./cmd/replay) of the module into dir, with the race detector when this
+// test binary has it, and returns the binary's path.
+func buildCommand(dir, pkg string) (string, error) {
 	root, err := filepath.Abs(filepath.Join("..", ".."))
 	if err != nil {
 		return "", err
@@ -26,19 +27,19 @@ func buildFunction(dir string) (string, error) {
 	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
 		return "", fmt.Errorf("module root not found from the test's directory: %w", err)
 	}
-	bin := filepath.Join(dir, "enrichfn")
+	bin := filepath.Join(dir, "enrich-"+filepath.Base(pkg))
 	args := []string{"build", "-o", bin}
 	if raceBuild {
 		args = append(args, "-race")
 	}
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		return "", fmt.Errorf("the go command is needed to build the function: %w", err)
+		return "", fmt.Errorf("the go command is needed to build %s: %w", pkg, err)
 	}
-	cmd := exec.Command(goBin, append(args, "./cmd")...)
+	cmd := exec.Command(goBin, append(args, pkg)...)
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go %s ./cmd: %v\n%s", strings.Join(args, " "), err, out)
+		return "", fmt.Errorf("go %s %s: %v\n%s", strings.Join(args, " "), pkg, err, out)
 	}
 	return bin, nil
 }

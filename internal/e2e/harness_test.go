@@ -37,7 +37,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	functionBinary, buildErr = buildFunction(dir)
+	functionBinary, buildErr = buildCommand(dir, "./cmd")
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)

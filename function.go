@@ -120,16 +120,17 @@ func enrichEvent(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
-	if f.drains {
-		inFlight.Add(1)
-		defer func() {
-			// Send the answer before the request stops counting: the
-			// drain exits once none is counted, and an answer still in
-			// net/http's buffer would be lost with the process (Pub/Sub
-			// would redeliver a stored event: a duplicate row).
-			_ = http.NewResponseController(w).Flush()
-			inFlight.Add(-1)
-		}()
+	if !f.drains {
+		f.ServeHTTP(w, r)
+		return
 	}
+	inFlight.Add(1)
+	defer inFlight.Add(-1)
 	f.ServeHTTP(w, r)
+	// Send the answer before the request stops counting: the drain exits
+	// once none is counted, and an answer still in net/http's buffer would
+	// be lost with the process (Pub/Sub would redeliver a stored event: a
+	// duplicate row). Not deferred: after a panic the framework must still
+	// answer 500, which a flush would have made a 200.
+	_ = http.NewResponseController(w).Flush()
 }

@@ -1,6 +1,7 @@
 package enrichevent
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"net/http"
@@ -12,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/devicestream/enrichevent/enrich"
 )
 
 // TestStartupFailureIsRetried: an instance that could not build its
@@ -122,6 +125,45 @@ func TestDrainCountsARequestUntilItsAnswerIsSent(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second): // liveness: without the flush, the answer waits for release
 		t.Error("no answer while the request counted as done: the drain could exit before it is sent")
+	}
+}
+
+// panicSink panics on every write.
+type panicSink struct{}
+
+func (panicSink) WriteRows(context.Context, []enrich.Row) error           { panic("boom") }
+func (panicSink) WriteErrors(context.Context, []enrich.ErrorRecord) error { panic("boom") }
+
+// TestPanicAnswers500WhereSIGTERMDrains: where the drain counts requests
+// (on Cloud Run), a panic in the handler still gets the framework's 500:
+// the flush that sends the answer before the request stops counting must
+// not have sent a 200 first, which Pub/Sub would acknowledge, losing the
+// event. The server recovers as the framework does.
+func TestPanicAnswers500WhereSIGTERMDrains(t *testing.T) {
+	resetInstance(t)
+	h := newHarness(t, nil, nil)
+	h.f.drains = true
+	h.f.sink = panicSink{}
+	built.fn.Store(h.f)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() { // as funcframework's recoverPanic
+			if recover() != nil {
+				http.Error(w, "A panic occurred", http.StatusInternalServerError)
+			}
+		}()
+		enrichEvent(w, r)
+	}))
+	defer srv.Close()
+	resp, err := http.Post(srv.URL, "application/json", sampleRequest(t, "push.http").Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInternalServerError {
+		t.Errorf("a panicking handler answered %d, want 500 so that Pub/Sub redelivers", resp.StatusCode)
+	}
+	if n := inFlight.Load(); n != 0 {
+		t.Errorf("%d requests still counted in flight after the panic, want 0", n)
 	}
 }
 

@@ -421,11 +421,14 @@ if [[ -n $UPLOAD_METADATA && ! -f $UPLOAD_METADATA ]]; then
 	die "--upload-metadata: no such file: $UPLOAD_METADATA"
 fi
 # The function reads the object as its name's extension says, so a JSON
-# file uploaded as devices.csv would be read as CSV and refused.
+# file uploaded as devices.csv would be read as CSV and refused. A .json
+# name also reads NDJSON (BigQuery's exports are so named): the content
+# tells them apart.
 if [[ -n $UPLOAD_METADATA ]]; then
 	upload_format=$(metadata_format "$UPLOAD_METADATA")
 	object_format=$(metadata_format "$OBJECT")
-	if [[ -n $upload_format && $upload_format != "${object_format:-$upload_format}" ]]; then
+	if [[ -n $upload_format && -n $object_format && $upload_format != "$object_format" &&
+		"$object_format/$upload_format" != json/ndjson ]]; then
 		prefix=""
 		[[ $OBJECT != */* ]] || prefix=${OBJECT%/*}/
 		die "--upload-metadata $UPLOAD_METADATA is $upload_format but --object $OBJECT is read as $object_format (by its extension): pass --object=$prefix${UPLOAD_METADATA##*/}"

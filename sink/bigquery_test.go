@@ -683,7 +683,10 @@ func TestBigQueryDeadConnectionReplaced(t *testing.T) {
 	}
 	t.Cleanup(proxy.Close)
 	w := newSink(t, fake, BigQueryConfig{
-		WriteTimeout: 40 * time.Second,
+		// The default, 30 s: longer than this test's 11 s to notice the
+		// dead connection. Production's 40 s is not, so appends sent in
+		// its first 10 s time out and are redelivered; the rest land.
+		WriteTimeout: DefaultWriteTimeout,
 		GRPCEndpoint: proxy.Addr(),
 		keepalive:    keepalive.ClientParameters{Time: 10 * time.Second, Timeout: time.Second}, // gRPC's shortest
 	})

@@ -5,17 +5,22 @@
 //	replay -project P -subscription device-events-dead-letter-sub -topic device-events [-limit N] [-idle 10s] [-dry-run]
 //
 // -project defaults to $GOOGLE_CLOUD_PROJECT; PUBSUB_EMULATOR_HOST points it
-// to the emulator. Both the subscription and the topic must exist.
+// to the emulator. Both the subscription and the topic must exist, and some
+// subscription must read the topic: Pub/Sub drops what is published to a
+// topic no subscription reads.
 //
 // Each dead letter becomes a new message with the same data and attributes,
 // minus those Pub/Sub adds when it dead-letters a message (keys starting
 // with CloudPubSubDeadLetter), and no ordering key. The dead letter is acked
 // only once that publish succeeded, else nacked: it stays in the
 // subscription, so none is lost (one whose ack is lost may be published
-// twice). Within a run, a redelivered message is nacked and ignored. Replay
-// stops once no new message has arrived for -idle, after -limit messages
-// (0: no limit; failed ones count), or on SIGINT or SIGTERM, and finishes
-// what is in flight. If the cause is not fixed, replayed events come back:
+// twice). Within a run, a message nacked once is nacked again and ignored.
+// Replay stops once no new message has arrived and no publish has finished
+// for -idle (the first wait is 10 s longer, for the pull to connect), after
+// -limit messages (0: no limit; failed ones count), or on SIGINT or
+// SIGTERM, and finishes what is in flight. Messages left behind by a run
+// that stopped early are replayed by the next. If the cause is not fixed,
+// replayed events come back:
 // -limit bounds such a run. -dry-run replays nothing: it prints each dead
 // letter to stdout as one JSON line (id, publish time, dead-letter
 // attributes, data size, other attributes) and nacks it.
@@ -31,6 +36,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"log"
@@ -44,6 +50,7 @@ import (
 
 	"cloud.google.com/go/pubsub/v2"
 	"cloud.google.com/go/pubsub/v2/apiv1/pubsubpb"
+	"google.golang.org/api/iterator"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -55,6 +62,9 @@ const (
 	// Bounds of the calls to Pub/Sub.
 	setupTimeout   = 30 * time.Second
 	publishTimeout = 60 * time.Second
+	// startGrace is added to the first idle wait: the streaming pull
+	// takes a moment to connect and deliver the first message.
+	startGrace = 10 * time.Second
 )
 
 // replayer moves the dead letters of one subscription to one topic. Its
@@ -68,7 +78,7 @@ type replayer struct {
 	client    *pubsub.Client
 	sub       *pubsub.Subscriber
 	pub       *pubsub.Publisher
-	seen      sync.Map // message id → struct{}: handled in this run
+	seen      sync.Map // message id → struct{}: nacked (or being handled) in this run
 	taken     atomic.Int64
 	replayed  atomic.Int64 // or, in a dry run, listed
 	failed    atomic.Int64
@@ -135,7 +145,8 @@ func (r *replayer) connect(ctx context.Context) error {
 }
 
 // check returns an error naming the subscription or the topic if it does
-// not exist, or if the subscription reads from the topic.
+// not exist, if the subscription reads from the topic, or if no
+// subscription reads the topic.
 func (r *replayer) check(ctx context.Context) error {
 	s, err := r.client.SubscriptionAdminClient.GetSubscription(ctx, &pubsubpb.GetSubscriptionRequest{Subscription: r.sub.String()})
 	if err != nil {
@@ -146,6 +157,15 @@ func (r *replayer) check(ctx context.Context) error {
 	}
 	if s.GetTopic() == r.pub.String() {
 		return fmt.Errorf("subscription %s reads from topic %s: replaying into it would loop", r.sub, r.pub)
+	}
+	// Pub/Sub accepts, and drops, what is published to a topic that no
+	// subscription reads: the dead letters would be acked and gone.
+	subs := r.client.TopicAdminClient.ListTopicSubscriptions(ctx, &pubsubpb.ListTopicSubscriptionsRequest{Topic: r.pub.String(), PageSize: 1})
+	switch _, err := subs.Next(); {
+	case errors.Is(err, iterator.Done):
+		return fmt.Errorf("topic %s has no subscription: what is published to it would be dropped (is its function's trigger there?)", r.pub)
+	case err != nil:
+		return fmt.Errorf("list the subscriptions of topic %s: %w", r.pub, err)
 	}
 	return nil
 }
@@ -167,7 +187,7 @@ func (r *replayer) run(ctx context.Context) error {
 	defer r.pub.Stop()
 	ctx, r.stop = context.WithCancel(ctx)
 	defer r.stop()
-	r.idleTimer = time.AfterFunc(r.idle, r.stop)
+	r.idleTimer = time.AfterFunc(r.idle+startGrace, r.stop)
 	defer r.idleTimer.Stop()
 	log.Printf("reading %s until idle for %v", r.sub, r.idle)
 	if err := r.sub.Receive(ctx, r.handle); err != nil {
@@ -202,7 +222,9 @@ func (r *replayer) handle(ctx context.Context, m *pubsub.Message) {
 	defer cancel()
 	kept, _ := split(m.Attributes)
 	res := r.pub.Publish(ctx, &pubsub.Message{Data: m.Data, Attributes: kept})
-	if _, err := res.Get(ctx); err != nil {
+	_, err := res.Get(ctx)
+	r.idleTimer.Reset(r.idle) // not idle while publishes are slow
+	if err != nil {
 		log.Printf("message %s not replayed, left in %s: %v", m.ID, r.sub, err)
 		r.failed.Add(1)
 		m.Nack()
@@ -210,6 +232,7 @@ func (r *replayer) handle(ctx context.Context, m *pubsub.Message) {
 	}
 	r.replayed.Add(1)
 	m.Ack()
+	r.seen.Delete(m.ID) // only nacked ones need remembering: bounded memory
 }
 
 // split returns copies of attrs without and with only the dead-letter

@@ -19,6 +19,7 @@ func TestDryRun(t *testing.T) {
 	rows := filepath.Join(root, "sink", "schema", "rows.json")
 	errs := filepath.Join(root, "sink", "schema", "error_records.json")
 	sample := filepath.Join(root, "testdata", "devices.csv")
+	ndjson := filepath.Join(root, "testdata", "devices.ndjson")
 	const (
 		runtimeSA = "serviceAccount:enrich-event-runtime@proj-1.iam.gserviceaccount.com"
 		invokerSA = "serviceAccount:enrich-event-invoker@proj-1.iam.gserviceaccount.com"
@@ -100,6 +101,10 @@ func TestDryRun(t *testing.T) {
 		args: []string{"--project=proj-1", "--dry-run", "--memory=2G", "--env=GOMEMLIMIT=1800MiB"},
 		want: []string{"BQ_TABLE=proj-1.device_events.events,GOMEMLIMIT=1800MiB --memory=2G "},
 	}, {
+		name: "NDJSON uploaded under a .json name", // the function tells them apart by content
+		args: []string{"--project=proj-1", "--dry-run", "--upload-metadata=" + ndjson, "--object=devices.json"},
+		want: []string{"gcloud storage cp " + ndjson + " gs://proj-1-device-metadata/devices.json"},
+	}, {
 		name: "error table given",
 		args: []string{"--project=proj-1", "--dry-run", "--error-table=poison"},
 		want: []string{
@@ -169,7 +174,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--project=p", "--name=a-name-far-too-long-for-an-account"}, "service account id"},
 		{[]string{"--project=p", "--upload-metadata=/nonexistent/devices.csv"}, "no such file"},
 		{[]string{"--project=p", "--upload-metadata=" + filepath.Join(root, "testdata/devices.json")}, "is json but --object devices.csv is read as csv"},
-		{[]string{"--project=p", "--upload-metadata=" + filepath.Join(root, "testdata/devices.ndjson"), "--object=meta/d.json.gz"}, "pass --object=meta/devices.ndjson"},
+		{[]string{"--project=p", "--upload-metadata=" + filepath.Join(root, "testdata/devices.json"), "--object=meta/d.ndjson.gz"}, "pass --object=meta/devices.json"},
 		{[]string{"--project=p", "--env=lower=x"}, "--env wants KEY=VALUE"},
 		{[]string{"--project=p", "--memory=lots"}, "--memory must be a size such as 512Mi"},
 		{[]string{"--project=p", "--memory=0"}, "--memory must be a size such as 512Mi"},

@@ -78,6 +78,7 @@ func TestReplayDeadLetters(t *testing.T) {
 	// in place and publish nothing: the next subtest replays all three, and
 	// the observer receives each once.
 	t.Run("cannot_start", func(t *testing.T) {
+		r.createTopicSub(t, "nobody-listens", "") // what is published to it is dropped
 		for _, tc := range []struct {
 			args []string
 			want string
@@ -86,6 +87,7 @@ func TestReplayDeadLetters(t *testing.T) {
 			{[]string{"-project", project, "-subscription", "nowhere-sub", "-topic", topic}, "subscription projects/" + project + "/subscriptions/nowhere-sub not found"},
 			{[]string{"-project", project, "-subscription", sub}, "missing -topic"},
 			{[]string{"-project", project, "-subscription", sub, "-topic", "orders-dead-letter"}, "would loop"},
+			{[]string{"-project", project, "-subscription", sub, "-topic", "nobody-listens"}, "topic projects/" + project + "/topics/nobody-listens has no subscription"},
 		} {
 			r.run(t, append(tc.args, "-idle", "2s")...).want(t, 1, tc.want)
 		}
@@ -104,7 +106,7 @@ func TestReplayDeadLetters(t *testing.T) {
 
 	t.Run("publish_fails", func(t *testing.T) {
 		r.createTopicSub(t, "returns-dead-letter", "returns-dead-letter-sub")
-		r.createTopicSub(t, "returns", "")
+		r.createTopicSub(t, "returns", "returns-observer")
 		p := r.start(t, "-project", project, "-subscription", "returns-dead-letter-sub", "-topic", "returns", "-idle", "30s", "-limit", "3")
 		r.waitFor(t, "replay to start receiving", func() bool { return strings.Contains(p.stderr.String(), "reading ") })
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -108,6 +108,14 @@ func (s *countingSource) Open(ctx context.Context, v cache.Version) (io.ReadClos
 	return rc, err
 }
 
+// Older passes on to the wrapped Source's History, if it has one.
+func (s *countingSource) Older(ctx context.Context, v cache.Version, n int) ([]cache.Version, error) {
+	if h, ok := s.Source.(cache.History); ok {
+		return h.Older(ctx, v, n)
+	}
+	return nil, nil
+}
+
 // closeGate makes Stat wait until the returned func is called.
 func (s *countingSource) closeGate() (release func()) {
 	g := make(chan struct{})

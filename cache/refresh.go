@@ -104,6 +104,9 @@ func (c *Cache[T]) update(ctx context.Context, cur *Snapshot[T], paced bool) (*S
 		}
 		acceptShrink := rej != nil && rej.shrink && cur != nil && c.cfg.Now().Sub(rej.at) >= c.cfg.ShrinkWait
 		if rej != nil && !acceptShrink {
+			if s := c.fallback(ctx, cur, rej, paced); s != nil {
+				return s, nil
+			}
 			return c.stillRejected(ctx, cur, rej)
 		}
 		s, err := c.fetch(ctx, cur, v, acceptShrink, paced)
@@ -113,11 +116,56 @@ func (c *Cache[T]) update(ctx context.Context, cur *Snapshot[T], paced bool) (*S
 		if errors.Is(err, ErrRejected) && rej == nil {
 			now := c.cfg.Now()
 			rej = &rejection{version: v, err: err, at: now, shrink: errors.Is(err, errShrunk)}
-			rej.logged.Store(now.UnixNano()) // by fail, as "metadata rejected"
+			rej.logged.Store(now.UnixNano()) // by fail, as "metadata rejected", or by fallback
 			c.rejected.Store(rej)
+			if s := c.fallback(ctx, cur, rej, paced); s != nil {
+				return s, nil
+			}
 		}
 		return s, err
 	}
+}
+
+// maxFallbacks bounds the older versions a first load tries.
+const maxFallbacks = 3
+
+// fallback is for a first load (cur nil) that found the source's version
+// rejected: it loads the newest older version the source keeps (History:
+// a GCS bucket with object versioning) that passes, at most maxFallbacks
+// of them, so that an instance started after a bad upload serves what the
+// warm instances kept rather than failing every request until a good file
+// is uploaded. It returns nil for a refresh, a source without history, or
+// when no older version passes. The rejection stays: refreshes do not
+// download the rejected version again, and a newer version replaces the
+// fallback as usual.
+func (c *Cache[T]) fallback(ctx context.Context, cur *Snapshot[T], rej *rejection, paced bool) *Snapshot[T] {
+	h, ok := c.cfg.Source.(History)
+	if cur != nil || !ok {
+		return nil
+	}
+	older, err := h.Older(ctx, rej.version, maxFallbacks)
+	if err != nil {
+		c.logger().LogAttrs(ctx, slog.LevelWarn, "metadata history unavailable",
+			slog.String("source", c.cfg.Source.String()), slog.String("error", err.Error()))
+		return nil
+	}
+	for _, v := range older {
+		s, err := c.fetch(ctx, nil, v, false, paced)
+		if err != nil {
+			c.logger().LogAttrs(ctx, slog.LevelWarn, "older metadata version not usable",
+				slog.String("source", c.cfg.Source.String()),
+				slog.Int64("generation", v.Generation), slog.String("error", err.Error()))
+			continue
+		}
+		c.rejected.Store(rej) // publish cleared it
+		c.logger().LogAttrs(ctx, slog.LevelError, "metadata rejected; serving an older version",
+			slog.String("source", c.cfg.Source.String()),
+			slog.Int64("rejected_generation", rej.version.Generation),
+			slog.Int64("generation", v.Generation),
+			slog.String("error", rej.err.Error()))
+		return s
+	}
+	return nil
 }
 
 // rejection is a version of the source that the cache rejected: bad data,

@@ -43,6 +43,15 @@ type Source interface {
 	String() string
 }
 
+// History is implemented by a Source that keeps the versions it replaced,
+// such as a GCS bucket with object versioning. A first load that finds the
+// source's version rejected serves the newest older one that passes.
+type History interface {
+	// Older returns up to n versions older than v, newest first, each one
+	// that Open reads.
+	Older(ctx context.Context, v Version, n int) ([]Version, error)
+}
+
 // countingReader counts the bytes read through it and keeps the first
 // read error other than io.EOF, to tell a failed download from bad data.
 type countingReader struct {

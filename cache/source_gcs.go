@@ -1,15 +1,18 @@
 package cache
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
 	"cloud.google.com/go/storage"
 	"github.com/googleapis/gax-go/v2"
+	"google.golang.org/api/iterator"
 )
 
 // gcsRetry bounds the storage client's retries of one request: without it
@@ -30,16 +33,19 @@ var gcsStatTimeout = 10 * time.Second
 
 // gcsSource reads one Cloud Storage object.
 type gcsSource struct {
+	bkt            *storage.BucketHandle
 	obj            *storage.ObjectHandle
 	bucket, object string
 }
+
+var _ History = (*gcsSource)(nil)
 
 // NewGCSSource returns a Source for the object gs://bucket/object. Stat is a
 // metadata-only request (Attrs); Open reads exactly the version Stat
 // reported, and fails with ErrVersionGone once that generation is replaced.
 func NewGCSSource(client *storage.Client, bucket, object string) Source {
-	obj := client.Bucket(bucket).Object(object).Retryer(gcsRetry...)
-	return &gcsSource{obj: obj, bucket: bucket, object: object}
+	bkt := client.Bucket(bucket).Retryer(gcsRetry...)
+	return &gcsSource{bkt: bkt, obj: bkt.Object(object), bucket: bucket, object: object}
 }
 
 func (s *gcsSource) Stat(ctx context.Context) (Version, error) {
@@ -76,6 +82,31 @@ func (s *gcsSource) Open(ctx context.Context, v Version) (io.ReadCloser, error) 
 		return nil, err
 	}
 	return r, nil
+}
+
+// Older lists the object's noncurrent generations, which a bucket with
+// object versioning keeps (gcloud storage buckets update --versioning),
+// newest first. Without versioning there are none.
+func (s *gcsSource) Older(ctx context.Context, v Version, n int) ([]Version, error) {
+	ctx, cancel := context.WithTimeout(ctx, gcsStatTimeout)
+	defer cancel()
+	var older []Version
+	it := s.bkt.Objects(ctx, &storage.Query{Prefix: s.object, Versions: true})
+	for {
+		a, err := it.Next()
+		if errors.Is(err, iterator.Done) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list the versions of %s: %w", s, err)
+		}
+		if a.Name == s.object && a.Generation < v.Generation {
+			older = append(older, Version{Generation: a.Generation, Size: a.Size, Name: a.Name,
+				ContentType: a.ContentType, ContentEncoding: a.ContentEncoding})
+		}
+	}
+	slices.SortFunc(older, func(a, b Version) int { return cmp.Compare(b.Generation, a.Generation) })
+	return older[:min(n, len(older))], nil
 }
 
 func (s *gcsSource) String() string { return "gs://" + s.bucket + "/" + s.object }

@@ -49,6 +49,12 @@ var readModes = []struct {
 
 func newGCS(t *testing.T, readOpts []option.ClientOption) *gcsFixture {
 	t.Helper()
+	return newGCSWith(t, readOpts, false)
+}
+
+// newGCSWith is newGCS with the bucket's object versioning on or off.
+func newGCSWith(t *testing.T, readOpts []option.ClientOption, versioning bool) *gcsFixture {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +65,7 @@ func newGCS(t *testing.T, readOpts []option.ClientOption) *gcsFixture {
 	if err != nil {
 		t.Fatalf("fake-gcs-server: %v", err)
 	}
-	server.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: testBucket})
+	server.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: testBucket, VersioningEnabled: versioning})
 	ts := &httptest.Server{Listener: l, Config: &http.Server{Handler: server.HTTPHandler()}}
 	ts.Start()
 	t.Cleanup(ts.Close)
@@ -365,5 +371,60 @@ func TestGCSRequestTriedAtMostFourTimes(t *testing.T) {
 	}
 	if n := requests.Load(); n != 4 {
 		t.Errorf("GCS got %d requests for one Stat, want 4", n)
+	}
+}
+
+// TestGCSColdStartFallsBackToAnOlderVersion: in a bucket with object
+// versioning, an instance that starts after a bad upload serves the newest
+// older generation that passes (what the warm instances kept) instead of
+// failing every request, logs the rejection at ERROR, does not download
+// the bad generation again, and loads the next good upload as usual.
+// Without versioning it fails, as before.
+func TestGCSColdStartFallsBackToAnOlderVersion(t *testing.T) {
+	for _, mode := range readModes {
+		t.Run(mode.name, func(t *testing.T) {
+			g, clock, logs := newGCSWith(t, mode.opts, true), newClock(), &logBuffer{}
+			g.put(lines(5), "")                // generation 1: good
+			g.put(lines(3), "")                // generation 2: good, older than the fallback should pick
+			g.put(lines(4)+"cut mid-line", "") // generation 3: refused
+			src := newCountingSource(cache.NewGCSSource(g.client, testBucket, testObject))
+			c := cache.New(cache.Config[[]string]{
+				Source: src, Parse: parseLines, Size: countLines, Now: clock.Now,
+				Logger: slog.New(slog.NewJSONHandler(logs, nil)),
+			})
+			t.Cleanup(c.Wait)
+			s, err := c.Get(context.Background())
+			if err != nil || s.Version.Generation != 2 || len(s.Value) != 3 {
+				t.Fatalf("cold Get after a bad upload = %v; want generation 2, the newest that passes, and its 3 lines", err)
+			}
+			recs := logs.records(t, "metadata rejected; serving an older version")
+			if len(recs) != 1 || recs[0]["level"] != "ERROR" || recs[0]["rejected_generation"] != float64(3) || recs[0]["generation"] != float64(2) {
+				t.Errorf("fallback log lines %v, want one ERROR naming generations 3 and 2", recs)
+			}
+			opens := src.opens.Load()
+			clock.Advance(time.Hour)
+			if s := getWait(t, c); s.Version.Generation != 2 {
+				t.Errorf("after the TTL, Get = generation %d, want 2 kept", s.Version.Generation)
+			}
+			if n := src.opens.Load() - opens; n != 0 {
+				t.Errorf("the check after the TTL downloaded %d times, want 0: generation 3 is still rejected", n)
+			}
+			g.put(lines(6), "") // generation 4: good
+			clock.Advance(time.Hour)
+			getWait(t, c)
+			if s := getWait(t, c); s.Version.Generation != 4 || len(s.Value) != 6 {
+				t.Errorf("after a good upload, Get = generation %d, %d lines; want 4, 6", s.Version.Generation, len(s.Value))
+			}
+
+			g = newGCSWith(t, mode.opts, false)
+			g.put(lines(5), "")
+			g.put(lines(4)+"cut mid-line", "")
+			c = cache.New(cache.Config[[]string]{Source: cache.NewGCSSource(g.client, testBucket, testObject),
+				Parse: parseLines, Size: countLines, Now: clock.Now, Logger: slog.New(slog.DiscardHandler)})
+			t.Cleanup(c.Wait)
+			if _, err := c.Get(context.Background()); !errors.Is(err, cache.ErrRejected) {
+				t.Errorf("cold Get after a bad upload without versioning = %v, want ErrRejected", err)
+			}
+		})
 	}
 }

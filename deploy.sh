@@ -536,9 +536,16 @@ if exists gcloud storage buckets describe "gs://$BUCKET" --project="$PROJECT"; t
 	note "bucket gs://$BUCKET: present"
 else
 	bucket_new=1
+	# Versioning keeps the files that uploads replace, and the lifecycle
+	# rule the last 3 of them: an instance that starts after a bad upload
+	# serves the newest one that passes instead of failing every event.
+	lifecycle=$(mktemp)
+	trap 'rm -f "$ERRORS" "$lifecycle"' EXIT
+	printf '%s\n' '{"rule": [{"action": {"type": "Delete"}, "condition": {"isLive": false, "numNewerVersions": 3}}]}' >"$lifecycle"
 	run gcloud storage buckets create "gs://$BUCKET" --project="$PROJECT" \
 		--location="$REGION" --uniform-bucket-level-access \
-		--public-access-prevention --quiet
+		--public-access-prevention --lifecycle-file="$lifecycle" --quiet
+	run gcloud storage buckets update "gs://$BUCKET" --project="$PROJECT" --versioning --quiet
 fi
 grant $((bucket_new | runtime_new)) roles/storage.objectViewer "serviceAccount:$RUNTIME_EMAIL" \
 	"gcloud storage buckets" "gs://$BUCKET" --project="$PROJECT"

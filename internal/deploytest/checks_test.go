@@ -38,6 +38,14 @@ func checkResources(t *testing.T, reqs []Request, existing map[string]map[string
 		if got, want := field(b.JSON(), "iamConfiguration"), `{"publicAccessPrevention":"enforced","uniformBucketLevelAccess":{"enabled":true}}`; !strings.Contains(b.Query, "project=proj-1") || got != want {
 			t.Errorf("bucket create %s: iamConfiguration = %s, want %s", b, got, want)
 		}
+		// A cold start after a bad upload serves the newest older version:
+		// the bucket keeps versions, the last 3 noncurrent ones.
+		if got, want := field(b.JSON(), "lifecycle"), `{"rule":[{"action":{"type":"Delete"},"condition":{"isLive":false,"numNewerVersions":3}}]}`; got != want {
+			t.Errorf("bucket create %s: lifecycle = %s, want %s", b, got, want)
+		}
+		if got := field(one(t, reqs, http.MethodPatch, "storage", "/storage/v1/b/proj-1-device-metadata").JSON(), "versioning"); got != `{"enabled":true}` {
+			t.Errorf("bucket update: versioning = %s, want {\"enabled\":true}", got)
+		}
 	}
 	for _, topic := range []string{"device-events", "device-events-dead-letter"} {
 		creates := len(find(reqs, http.MethodPut, "pubsub", "/v1/projects/proj-1/topics/"+topic))

@@ -61,6 +61,13 @@ func (s *Server) storage(r Request) (int, any) {
 			}
 		}
 		return http.StatusOK, map[string]any{"kind": "storage#objects", "items": items}
+	case r.Method == http.MethodPatch && strings.HasPrefix(p, "b/") && !strings.Contains(strings.TrimPrefix(p, "b/"), "/"):
+		cur, ok := s.res["storage:"+p]
+		if !ok {
+			return notFound(r)
+		}
+		merge(cur, decode(r.Body), "")
+		return http.StatusOK, cur
 	case r.Method == http.MethodGet && strings.HasPrefix(p, "b/"):
 		return s.get(r, "storage:"+p)
 	}

@@ -140,7 +140,7 @@ const maxFallbacks = 3
 // fallback as usual.
 func (c *Cache[T]) fallback(ctx context.Context, cur *Snapshot[T], rej *rejection, paced bool) *Snapshot[T] {
 	h, ok := c.cfg.Source.(History)
-	if cur != nil || !ok {
+	if cur != nil || !ok || rej.noFallback.Load() {
 		return nil
 	}
 	older, err := h.Older(ctx, rej.version, maxFallbacks)
@@ -165,6 +165,7 @@ func (c *Cache[T]) fallback(ctx context.Context, cur *Snapshot[T], rej *rejectio
 			slog.String("error", rej.err.Error()))
 		return s
 	}
+	rej.noFallback.Store(true) // the versions before it do not change: not again for this one
 	return nil
 }
 
@@ -177,6 +178,9 @@ type rejection struct {
 	at      time.Time    // when this version was first rejected
 	shrink  bool         // by the shrink guard only: accepted once it has stayed ShrinkWait
 	logged  atomic.Int64 // unix ns of its last ERROR line
+	// noFallback: no older version passed (or there is none), so a first
+	// load retried while this version stays does not look again.
+	noFallback atomic.Bool
 }
 
 // errStillRejected marks the error of a first load that found the source

@@ -416,6 +416,27 @@ func TestGCSColdStartFallsBackToAnOlderVersion(t *testing.T) {
 				t.Errorf("after a good upload, Get = generation %d, %d lines; want 4, 6", s.Version.Generation, len(s.Value))
 			}
 
+			// Older versions that do not pass either: the first load fails,
+			// and a retry does not download them again.
+			g = newGCSWith(t, mode.opts, true)
+			g.put("", "") // empty: refused
+			g.put(lines(4)+"cut mid-line", "")
+			src = newCountingSource(cache.NewGCSSource(g.client, testBucket, testObject))
+			c = cache.New(cache.Config[[]string]{Source: src, Parse: parseLines, Size: countLines, Now: clock.Now,
+				Logger: slog.New(slog.DiscardHandler)})
+			t.Cleanup(c.Wait)
+			if _, err := c.Get(context.Background()); !errors.Is(err, cache.ErrRejected) {
+				t.Errorf("cold Get with no version that passes = %v, want ErrRejected", err)
+			}
+			opens = src.opens.Load()
+			clock.Advance(2 * time.Second) // past the cold retry interval
+			if _, err := c.Get(context.Background()); !errors.Is(err, cache.ErrRejected) {
+				t.Errorf("cold Get retried = %v, want ErrRejected", err)
+			}
+			if n := src.opens.Load() - opens; n != 0 {
+				t.Errorf("the retried first load downloaded %d times, want 0", n)
+			}
+
 			g = newGCSWith(t, mode.opts, false)
 			g.put(lines(5), "")
 			g.put(lines(4)+"cut mid-line", "")

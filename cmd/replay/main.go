@@ -19,7 +19,9 @@
 // for -idle (the first wait is 10 s longer, for the pull to connect), after
 // -limit messages (0: no limit; failed ones count), or on SIGINT or
 // SIGTERM, and finishes what is in flight. Messages left behind by a run
-// that stopped early are replayed by the next. If the cause is not fixed,
+// that stopped early are replayed by the next, and so are those a dry run
+// or a failed publish nacked, which Pub/Sub may hold back until an ack
+// deadline passes: run it until it replays 0. If the cause is not fixed,
 // replayed events come back:
 // -limit bounds such a run. -dry-run replays nothing: it prints each dead
 // letter to stdout as one JSON line (id, publish time, dead-letter

@@ -471,8 +471,9 @@ if [[ $(IFS=; printf '%s' "${ENV_VARS[*]}") == *,* ]]; then
 fi
 
 exec 3>&1 # dry-run notes go to stdout from inside $(...)
-ERRORS=$(mktemp)
-trap 'rm -f "$ERRORS"' EXIT
+SCRATCH=$(mktemp -d) # the script's own files, removed on exit
+trap 'rm -rf "$SCRATCH"' EXIT
+ERRORS=$SCRATCH/errors
 if dry; then
 	printf '# deploy.sh --dry-run: the commands for an empty project %s; nothing is run.\n' "$PROJECT"
 fi
@@ -539,8 +540,7 @@ else
 	# Versioning keeps the files that uploads replace, and the lifecycle
 	# rule the last 3 of them: an instance that starts after a bad upload
 	# serves the newest one that passes instead of failing every event.
-	lifecycle=$(mktemp)
-	trap 'rm -f "$ERRORS" "$lifecycle"' EXIT
+	lifecycle=$SCRATCH/lifecycle.json
 	printf '%s\n' '{"rule": [{"action": {"type": "Delete"}, "condition": {"isLive": false, "numNewerVersions": 3}}]}' >"$lifecycle"
 	run gcloud storage buckets create "gs://$BUCKET" --project="$PROJECT" \
 		--location="$REGION" --uniform-bucket-level-access \

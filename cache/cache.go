@@ -8,7 +8,9 @@
 // TTL, the Get that notices starts one background refresh and returns the
 // current snapshot at once. A refresh asks the source for its version first
 // and downloads only when the version changed. A failed or rejected refresh
-// keeps the last good value and backs off. A rejected version is not
+// keeps the last good value and backs off; a first load that finds the
+// source's version rejected serves the newest older version the source
+// keeps that passes, if it keeps any (History). A rejected version is not
 // downloaded again while the source holds it: a check that finds it keeps
 // the value as current (the source answers, and has nothing better), except
 // that a version rejected only for shrinking is accepted once it has stayed
@@ -30,7 +32,10 @@
 // refuses it, "metadata still rejected" at each check that finds it still
 // there (ERROR at most once per TTL, else DEBUG), WARNING "metadata shrink
 // accepted" after ShrinkWait, ERROR "metadata load failed" when the first
-// load fails (once per version for a rejection).
+// load fails (once per version for a rejection), ERROR "metadata rejected;
+// serving an older version" when a first load falls back to a version the
+// source kept (History), with WARNING "older metadata version not usable"
+// or "metadata history unavailable" on the way.
 package cache
 
 import (

@@ -140,12 +140,12 @@ const ackDeadline = 15 * time.Second
 // endpoint is the function on port, at the path the functions framework
 // reads the topic from.
 func (e *emulator) createPush(ctx context.Context, id string, port int) (*pushSubscription, error) {
-	topic := fmt.Sprintf("projects/%s/topics/%s", e.project, id)
-	if _, err := e.client.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: topic}); err != nil {
-		return nil, fmt.Errorf("create topic %s: %w", topic, err)
+	topic, err := e.createTopic(ctx, id)
+	if err != nil {
+		return nil, err
 	}
 	sub := fmt.Sprintf("projects/%s/subscriptions/%s-push", e.project, id)
-	_, err := e.client.SubscriptionAdminClient.CreateSubscription(ctx, &pubsubpb.Subscription{
+	_, err = e.client.SubscriptionAdminClient.CreateSubscription(ctx, &pubsubpb.Subscription{
 		Name:  sub,
 		Topic: topic,
 		PushConfig: &pubsubpb.PushConfig{
@@ -164,4 +164,13 @@ func (e *emulator) createPush(ctx context.Context, id string, port int) (*pushSu
 	}
 	p := e.client.Publisher(topic)
 	return &pushSubscription{topic: topic, sub: sub, publisher: p}, nil
+}
+
+// createTopic creates topic id and returns its full name.
+func (e *emulator) createTopic(ctx context.Context, id string) (string, error) {
+	topic := fmt.Sprintf("projects/%s/topics/%s", e.project, id)
+	if _, err := e.client.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: topic}); err != nil {
+		return "", fmt.Errorf("create topic %s: %w", topic, err)
+	}
+	return topic, nil
 }

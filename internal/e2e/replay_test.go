@@ -181,14 +181,14 @@ func (r *replayHarness) createTopicSub(t *testing.T, id, sub string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	topic := fmt.Sprintf("projects/%s/topics/%s", project, id)
-	if _, err := r.emu.client.TopicAdminClient.CreateTopic(ctx, &pubsubpb.Topic{Name: topic}); err != nil {
-		t.Fatalf("create topic %s: %v", topic, err)
+	topic, err := r.emu.createTopic(ctx, id)
+	if err != nil {
+		t.Fatal(err)
 	}
 	if sub == "" {
 		return
 	}
-	_, err := r.emu.client.SubscriptionAdminClient.CreateSubscription(ctx, &pubsubpb.Subscription{
+	_, err = r.emu.client.SubscriptionAdminClient.CreateSubscription(ctx, &pubsubpb.Subscription{
 		Name: fmt.Sprintf("projects/%s/subscriptions/%s", project, sub), Topic: topic, AckDeadlineSeconds: 10,
 	})
 	if err != nil {

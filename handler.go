@@ -25,10 +25,6 @@ type function struct {
 	sink    sink.Sink
 	now     func() time.Time
 	drains  bool // SIGTERM waits for the requests in flight: count them (drain.go)
-
-	// The log lines that an outage or a flood of bad input repeats for
-	// every delivery, thinned out (loglimit.go).
-	refusedLog, redeliverLog, poisonLog logLimit
 }
 
 // ServeHTTP handles one delivery. The answer tells Pub/Sub what to do:
@@ -55,10 +51,8 @@ func (f *function) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case errors.Is(err, errNoMemory):
 			status = http.StatusServiceUnavailable
 		}
-		if ok, suppressed := f.refusedLog.allow(f.now()); ok {
-			f.log.Error("request refused, Pub/Sub will redeliver it", "error", err, "status", status,
-				"content_length", r.ContentLength, suppressed, traceAttr(f.project, r))
-		}
+		f.log.Error("request refused, Pub/Sub will redeliver it", "error", err, "status", status,
+			"content_length", r.ContentLength, traceAttr(f.project, r))
 		http.Error(w, err.Error(), status)
 		return
 	}
@@ -77,11 +71,9 @@ func (f *function) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		bodyBuffers.Put(buf)
 	}
 	if err != nil {
-		if ok, suppressed := f.redeliverLog.allow(f.now()); ok {
-			f.log.Error("event not processed, Pub/Sub will redeliver it", "error", err,
-				"message_id", env.Message.MessageID, "subscription", env.Subscription,
-				"delivery_attempt", env.DeliveryAttempt, suppressed, traceAttr(f.project, r))
-		}
+		f.log.Error("event not processed, Pub/Sub will redeliver it", "error", err,
+			"message_id", env.Message.MessageID, "subscription", env.Subscription,
+			"delivery_attempt", env.DeliveryAttempt, traceAttr(f.project, r))
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
@@ -132,9 +124,7 @@ func (f *function) record(ctx context.Context, env *enrich.PushEnvelope, body []
 	if err := f.sink.WriteErrors(ctx, []enrich.ErrorRecord{rec}); err != nil {
 		return err
 	}
-	if ok, suppressed := f.poisonLog.allow(f.now()); ok {
-		f.log.Warn("poison message recorded in the error-records table", "reason", rec.Reason, "error", cause,
-			"message_id", env.Message.MessageID, "subscription", env.Subscription, suppressed, traceAttr(f.project, r))
-	}
+	f.log.Warn("poison message recorded in the error-records table", "reason", rec.Reason, "error", cause,
+		"message_id", env.Message.MessageID, "subscription", env.Subscription, traceAttr(f.project, r))
 	return nil
 }

@@ -12,12 +12,13 @@ const traceKey = "logging.googleapis.com/trace"
 
 // newLogger returns a JSON logger writing to w in Cloud Logging's shape:
 // "severity" and "message" instead of slog's "level" and "msg", and
-// WARNING rather than WARN.
+// WARNING rather than WARN. A message repeated many times a second is
+// thinned out (loglimit.go).
 func newLogger(w io.Writer, level slog.Leveler) *slog.Logger {
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{
+	return slog.New(newThinHandler(slog.NewJSONHandler(w, &slog.HandlerOptions{
 		Level:       level,
 		ReplaceAttr: cloudLoggingAttr,
-	}))
+	})))
 }
 
 func cloudLoggingAttr(groups []string, a slog.Attr) slog.Attr {

@@ -1,52 +1,99 @@
 package enrichevent
 
 import (
+	"context"
 	"log/slog"
 	"sync"
 	"time"
 )
 
-// Log lines that repeat for every delivery during an outage are thinned out:
-// a burst of logBurst lines, then one each logEvery. Without it, an instance
-// taking 1,000 events a second while BigQuery is down logs 1,000 ERROR lines
-// a second, and Cloud Logging bills every one.
+// A log line that repeats for every delivery during an outage, or while a
+// publisher sends bad input, is thinned out: each message is logged for a
+// burst of logBurst lines, then once each logEvery, per instance. Without
+// it, an instance taking 1,000 events a second while BigQuery is down logs
+// 1,000 ERROR lines a second, and Cloud Logging bills every one. The first
+// line logged after some were left out says how many ("suppressed").
 const (
 	logBurst = 10
 	logEvery = time.Second
+	// maxThinned bounds the messages followed. The function's messages
+	// are constants, a few dozen; any beyond are logged unthinned.
+	maxThinned = 256
 )
 
-// logLimit is a token bucket for one log line. The zero value is ready, with
-// a full bucket.
+// thinHandler thins out the records of a slog.Handler by message.
+type thinHandler struct {
+	slog.Handler
+	lines *thinLines // shared by the handlers WithAttrs and WithGroup make
+}
+
+func newThinHandler(next slog.Handler) *thinHandler {
+	return &thinHandler{Handler: next, lines: &thinLines{now: time.Now, byMessage: make(map[string]*logLimit)}}
+}
+
+func (h *thinHandler) Handle(ctx context.Context, r slog.Record) error {
+	ok, suppressed := h.lines.allow(r.Message)
+	if !ok {
+		return nil
+	}
+	if suppressed > 0 {
+		r = r.Clone()
+		r.AddAttrs(slog.Int("suppressed", suppressed))
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h *thinHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return &thinHandler{Handler: h.Handler.WithAttrs(attrs), lines: h.lines}
+}
+
+func (h *thinHandler) WithGroup(name string) slog.Handler {
+	return &thinHandler{Handler: h.Handler.WithGroup(name), lines: h.lines}
+}
+
+// thinLines holds a token bucket per message.
+type thinLines struct {
+	now       func() time.Time
+	mu        sync.Mutex
+	byMessage map[string]*logLimit
+}
+
+// allow reports whether a line with message msg may be logged now, and if
+// so how many lines with it were left out since the last one logged.
+func (t *thinLines) allow(msg string) (bool, int) {
+	now := t.now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	l := t.byMessage[msg]
+	if l == nil {
+		if len(t.byMessage) >= maxThinned {
+			return true, 0
+		}
+		l = &logLimit{tokens: logBurst, last: now}
+		t.byMessage[msg] = l
+	}
+	return l.allow(now)
+}
+
+// logLimit is the token bucket of one message: logBurst tokens, refilled
+// at one per logEvery.
 type logLimit struct {
-	mu         sync.Mutex
-	started    bool
 	tokens     float64
 	last       time.Time
 	suppressed int
 }
 
-// allow reports whether the line may be logged at now, and if so returns the
-// attribute counting the lines left out since the last one logged (empty
-// when none were, which slog drops).
-func (l *logLimit) allow(now time.Time) (bool, slog.Attr) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if !l.started {
-		l.started, l.tokens, l.last = true, logBurst, now
-	}
-	if d := now.Sub(l.last); d > 0 {
+func (l *logLimit) allow(now time.Time) (bool, int) {
+	if d := now.Sub(l.last); d > 0 { // a clock that goes back refills nothing
 		l.tokens = min(logBurst, l.tokens+float64(d)/float64(logEvery))
 		l.last = now
 	}
 	if l.tokens < 1 {
 		l.suppressed++
-		return false, slog.Attr{}
+		return false, 0
 	}
 	l.tokens--
 	n := l.suppressed
 	l.suppressed = 0
-	if n == 0 {
-		return true, slog.Attr{}
-	}
-	return true, slog.Int("suppressed", n)
+	return true, n
 }

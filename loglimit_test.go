@@ -4,7 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"log/slog"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -13,20 +16,12 @@ import (
 // first line after a gap counts the lines left out; a clock that goes back
 // refills nothing.
 func TestLogLimitBucket(t *testing.T) {
-	var l logLimit
 	t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
-	step := func(at time.Time, wantOK bool, wantSuppressed int64) {
+	l := logLimit{tokens: logBurst, last: t0}
+	step := func(at time.Time, wantOK bool, wantSuppressed int) {
 		t.Helper()
-		ok, attr := l.allow(at)
-		var got int64
-		if attr.Key != "" {
-			if attr.Key != "suppressed" {
-				t.Fatalf("attribute %v, want suppressed", attr)
-			}
-			got = attr.Value.Int64()
-		}
-		if ok != wantOK || got != wantSuppressed {
-			t.Fatalf("allow(t0+%v) = %v, suppressed %d; want %v, %d", at.Sub(t0), ok, got, wantOK, wantSuppressed)
+		if ok, n := l.allow(at); ok != wantOK || n != wantSuppressed {
+			t.Fatalf("allow(t0%+v) = %v, suppressed %d; want %v, %d", at.Sub(t0), ok, n, wantOK, wantSuppressed)
 		}
 	}
 	for range logBurst {
@@ -47,11 +42,54 @@ func TestLogLimitBucket(t *testing.T) {
 	step(later, false, 0)
 }
 
+// TestThinHandlerByMessage: each message has its own bucket, shared by
+// the loggers With makes; a line logged after a gap says how many were left
+// out; beyond maxThinned messages, new ones are not thinned.
+func TestThinHandlerByMessage(t *testing.T) {
+	var buf bytes.Buffer
+	log := newLogger(&buf, slog.LevelInfo)
+	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	log.Handler().(*thinHandler).lines.now = func() time.Time { return now }
+	for i := range logBurst + 3 {
+		log.With("table", "events").Warn("bigquery append failed", "i", i)
+	}
+	log.Error("metadata rejected")
+	now = now.Add(logEvery)
+	log.Warn("bigquery append failed", "i", "last")
+	for i := range maxThinned {
+		log.Info(fmt.Sprint("line ", i))
+	}
+	for range logBurst + 5 {
+		log.Info("one message too many")
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	count := func(sub string) (n int) {
+		for _, l := range lines {
+			if strings.Contains(l, sub) {
+				n++
+			}
+		}
+		return n
+	}
+	if n := count(`"bigquery append failed"`); n != logBurst+1 {
+		t.Errorf("%d lines of a message logged %d times, then once a second later; want %d", n, logBurst+4, logBurst+1)
+	}
+	if n := count(`"i":"last","suppressed":3`); n != 1 {
+		t.Errorf("the line after the gap does not say 3 were suppressed: %q", buf.String())
+	}
+	if n := count(`"metadata rejected"`); n != 1 {
+		t.Errorf("another message was held back: %d lines, want 1", n)
+	}
+	if n := count(`"one message too many"`); n != logBurst+5 {
+		t.Errorf("a message beyond the %d followed logged %d times of %d", maxThinned, n, logBurst+5)
+	}
+}
+
 // TestRepeatedLogLinesThinned: the lines an outage or a flood of bad input
 // repeats for every delivery (a refused request, an event to be redelivered,
 // a poison message) are logged for the first logBurst deliveries, then once
 // per logEvery with the count of those left out; every delivery is still
-// answered and recorded as before.
+// answered and recorded as before, and other lines are not held back.
 func TestRepeatedLogLinesThinned(t *testing.T) {
 	const n = logBurst + 5
 	for _, tc := range []struct {
@@ -73,7 +111,7 @@ func TestRepeatedLogLinesThinned(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := tc.newHarness(t)
 			now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
-			h.f.now = func() time.Time { return now }
+			h.f.log.Handler().(*thinHandler).lines.now = func() time.Time { return now }
 			for i := range n + 1 {
 				if i == n {
 					now = now.Add(logEvery)

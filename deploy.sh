@@ -540,8 +540,9 @@ else
 	# Versioning keeps the files that uploads replace, and the lifecycle
 	# rule the last 3 of them: an instance that starts after a bad upload
 	# serves the newest one that passes instead of failing every event.
+	# numNewerVersions counts the live version too: 4 keeps 3 replaced ones.
 	lifecycle=$SCRATCH/lifecycle.json
-	printf '%s\n' '{"rule": [{"action": {"type": "Delete"}, "condition": {"isLive": false, "numNewerVersions": 3}}]}' >"$lifecycle"
+	printf '%s\n' '{"rule": [{"action": {"type": "Delete"}, "condition": {"isLive": false, "numNewerVersions": 4}}]}' >"$lifecycle"
 	run gcloud storage buckets create "gs://$BUCKET" --project="$PROJECT" \
 		--location="$REGION" --uniform-bucket-level-access \
 		--public-access-prevention --lifecycle-file="$lifecycle" --quiet

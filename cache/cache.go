@@ -35,7 +35,8 @@
 // load fails (once per version for a rejection), ERROR "metadata rejected;
 // serving an older version" when a first load falls back to a version the
 // source kept (History), with WARNING "older metadata version not usable"
-// or "metadata history unavailable" on the way.
+// for one that does not pass, or "metadata history unavailable" (retry_in)
+// when the search stopped at a passing failure, to be tried after Backoff.
 package cache
 
 import (

@@ -138,32 +138,49 @@ const maxFallbacks = 3
 // when no older version passes. The rejection stays: refreshes do not
 // download the rejected version again, and a newer version replaces the
 // fallback as usual.
+//
+// Only a version that does not pass is skipped for the one before it. A
+// passing failure (the listing, or a download cut by the network or the
+// load's timeout) ends the search without an answer, and it is tried
+// again after Backoff: skipping that version would serve older data than
+// the warm instances have, kept until the next upload.
 func (c *Cache[T]) fallback(ctx context.Context, cur *Snapshot[T], rej *rejection, paced bool) *Snapshot[T] {
 	h, ok := c.cfg.Source.(History)
-	if cur != nil || !ok || rej.noFallback.Load() {
+	if cur != nil || !ok || rej.noFallback.Load() || c.cfg.Now().UnixNano() < rej.fallbackAt.Load() {
 		return nil
+	}
+	unavailable := func(err error, attrs ...slog.Attr) {
+		rej.fallbackAt.Store(c.cfg.Now().Add(c.cfg.Backoff).UnixNano())
+		attrs = append(attrs, slog.String("source", c.cfg.Source.String()),
+			slog.String("error", err.Error()), slog.String("retry_in", c.cfg.Backoff.String()))
+		c.logger().LogAttrs(ctx, slog.LevelWarn, "metadata history unavailable", attrs...)
 	}
 	older, err := h.Older(ctx, rej.version, maxFallbacks)
 	if err != nil {
-		c.logger().LogAttrs(ctx, slog.LevelWarn, "metadata history unavailable",
-			slog.String("source", c.cfg.Source.String()), slog.String("error", err.Error()))
+		unavailable(err)
 		return nil
 	}
 	for _, v := range older {
 		s, err := c.fetch(ctx, nil, v, false, paced)
-		if err != nil {
+		switch {
+		case err == nil:
+			c.rejected.Store(rej) // publish cleared it
+			msg := rej.err.Error()
+			c.lastErr.Store(&msg) // as on a warm instance: the rejection stays the last error
+			c.logger().LogAttrs(ctx, slog.LevelError, "metadata rejected; serving an older version",
+				slog.String("source", c.cfg.Source.String()),
+				slog.Int64("rejected_generation", rej.version.Generation),
+				slog.Int64("generation", v.Generation),
+				slog.String("error", rej.err.Error()))
+			return s
+		case errors.Is(err, ErrRejected), errors.Is(err, ErrVersionGone):
 			c.logger().LogAttrs(ctx, slog.LevelWarn, "older metadata version not usable",
 				slog.String("source", c.cfg.Source.String()),
 				slog.Int64("generation", v.Generation), slog.String("error", err.Error()))
-			continue
+		default:
+			unavailable(err, slog.Int64("generation", v.Generation))
+			return nil
 		}
-		c.rejected.Store(rej) // publish cleared it
-		c.logger().LogAttrs(ctx, slog.LevelError, "metadata rejected; serving an older version",
-			slog.String("source", c.cfg.Source.String()),
-			slog.Int64("rejected_generation", rej.version.Generation),
-			slog.Int64("generation", v.Generation),
-			slog.String("error", rej.err.Error()))
-		return s
 	}
 	rej.noFallback.Store(true) // the versions before it do not change: not again for this one
 	return nil
@@ -181,6 +198,9 @@ type rejection struct {
 	// noFallback: no older version passed (or there is none), so a first
 	// load retried while this version stays does not look again.
 	noFallback atomic.Bool
+	// fallbackAt: unix ns before which a first load does not look for an
+	// older version again, after a passing failure.
+	fallbackAt atomic.Int64
 }
 
 // errStillRejected marks the error of a first load that found the source

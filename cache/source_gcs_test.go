@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -33,6 +34,9 @@ type gcsFixture struct {
 	http   *httptest.Server
 	client *storage.Client
 	gen    int64 // generation of the last put
+	// refuse, if set, answers a request with the status it returns
+	// (0: served as usual), in front of fake-gcs-server.
+	refuse atomic.Pointer[func(*http.Request) int]
 }
 
 // readModes are the storage client's two download paths: XML (the default,
@@ -66,7 +70,17 @@ func newGCSWith(t *testing.T, readOpts []option.ClientOption, versioning bool) *
 		t.Fatalf("fake-gcs-server: %v", err)
 	}
 	server.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: testBucket, VersioningEnabled: versioning})
-	ts := &httptest.Server{Listener: l, Config: &http.Server{Handler: server.HTTPHandler()}}
+	g := &gcsFixture{server: server}
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if f := g.refuse.Load(); f != nil {
+			if code := (*f)(r); code != 0 {
+				http.Error(w, "refused by the test", code)
+				return
+			}
+		}
+		server.HTTPHandler().ServeHTTP(w, r)
+	})
+	ts := &httptest.Server{Listener: l, Config: &http.Server{Handler: handler}}
 	ts.Start()
 	t.Cleanup(ts.Close)
 	opts := append([]option.ClientOption{
@@ -78,7 +92,20 @@ func newGCSWith(t *testing.T, readOpts []option.ClientOption, versioning bool) *
 		t.Fatalf("storage.NewClient: %v", err)
 	}
 	t.Cleanup(func() { client.Close() })
-	return &gcsFixture{server: server, http: ts, client: client}
+	g.http, g.client = ts, client
+	return g
+}
+
+// isListing reports whether r lists the bucket's objects.
+func isListing(r *http.Request) bool {
+	return r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/b/"+testBucket+"/o")
+}
+
+// isDownloadOf reports whether r downloads generation gen of the object,
+// by the XML or the JSON API.
+func isDownloadOf(r *http.Request, gen int64) bool {
+	return r.URL.Query().Get("generation") == fmt.Sprint(gen) &&
+		(r.URL.Query().Get("alt") == "media" || !strings.Contains(r.URL.Path, "/storage/v1/"))
 }
 
 // put writes the object with the next generation (explicit: the server
@@ -385,7 +412,7 @@ func TestGCSColdStartFallsBackToAnOlderVersion(t *testing.T) {
 		t.Run(mode.name, func(t *testing.T) {
 			g, clock, logs := newGCSWith(t, mode.opts, true), newClock(), &logBuffer{}
 			g.put(lines(5), "")                // generation 1: good
-			g.put(lines(3), "")                // generation 2: good, older than the fallback should pick
+			g.put(lines(3), "")                // generation 2: good, the one the fallback should pick
 			g.put(lines(4)+"cut mid-line", "") // generation 3: refused
 			src := newCountingSource(cache.NewGCSSource(g.client, testBucket, testObject))
 			c := cache.New(cache.Config[[]string]{
@@ -400,6 +427,12 @@ func TestGCSColdStartFallsBackToAnOlderVersion(t *testing.T) {
 			recs := logs.records(t, "metadata rejected; serving an older version")
 			if len(recs) != 1 || recs[0]["level"] != "ERROR" || recs[0]["rejected_generation"] != float64(3) || recs[0]["generation"] != float64(2) {
 				t.Errorf("fallback log lines %v, want one ERROR naming generations 3 and 2", recs)
+			}
+			if st := c.Stats(); !strings.Contains(st.LastError, "partial last line") {
+				t.Errorf("Stats().LastError = %q, want the rejection, as on a warm instance", st.LastError)
+			}
+			if n := src.opens.Load(); n != 2 {
+				t.Errorf("the first load downloaded %d times, want 2: generations 3 and 2", n)
 			}
 			opens := src.opens.Load()
 			clock.Advance(time.Hour)
@@ -445,6 +478,116 @@ func TestGCSColdStartFallsBackToAnOlderVersion(t *testing.T) {
 			t.Cleanup(c.Wait)
 			if _, err := c.Get(context.Background()); !errors.Is(err, cache.ErrRejected) {
 				t.Errorf("cold Get after a bad upload without versioning = %v, want ErrRejected", err)
+			}
+		})
+	}
+}
+
+// TestGCSColdStartFallbackSkipsOnlyBadVersions: the fallback goes back past
+// older versions that do not pass, up to the third, downloads each once
+// (never the rejected one again), and ignores other objects whose names
+// start with the object's name.
+func TestGCSColdStartFallbackSkipsOnlyBadVersions(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		contents []string // generations 1, 2, ...; the last is live
+		want     int64    // the generation served; 0: none
+		opens    int64    // downloads by the first load
+		unusable int      // WARNING lines "older metadata version not usable"
+	}{
+		{"the third older passes", []string{lines(2), lines(3), "", lines(1) + "cut", lines(4) + "cut"}, 2, 4, 2},
+		{"a fourth is not tried", []string{lines(2), "", lines(1) + "cut", "", lines(4) + "cut"}, 0, 4, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g, clock, logs := newGCSWith(t, nil, true), newClock(), &logBuffer{}
+			for _, content := range tc.contents {
+				g.put(content, "")
+			}
+			g.gen++ // an object named like the object's backup, newer than its older versions
+			g.server.CreateObject(fakestorage.Object{
+				ObjectAttrs: fakestorage.ObjectAttrs{BucketName: testBucket, Name: testObject + ".bak", Generation: g.gen - 2},
+				Content:     []byte(lines(9)),
+			})
+			src := newCountingSource(cache.NewGCSSource(g.client, testBucket, testObject))
+			c := cache.New(cache.Config[[]string]{Source: src, Parse: parseLines, Size: countLines, Now: clock.Now,
+				Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+			t.Cleanup(c.Wait)
+			s, err := c.Get(context.Background())
+			switch {
+			case tc.want == 0 && !errors.Is(err, cache.ErrRejected):
+				t.Errorf("cold Get = %v, want ErrRejected: no older version within three passes", err)
+			case tc.want != 0 && (err != nil || s.Version.Generation != tc.want):
+				t.Errorf("cold Get = %v, %v; want generation %d", s, err, tc.want)
+			}
+			if n := src.opens.Load(); n != tc.opens {
+				t.Errorf("the first load downloaded %d times, want %d (the rejected version, then each older one once)", n, tc.opens)
+			}
+			if n := len(logs.records(t, "older metadata version not usable")); n != tc.unusable {
+				t.Errorf("%d WARNING lines for older versions that do not pass, want %d", n, tc.unusable)
+			}
+		})
+	}
+}
+
+// TestGCSColdStartFallbackAfterAPassingFailure: a listing or a download of
+// an older version that fails for a passing reason (the network, GCS
+// answering 503, a missing permission) ends the search without skipping to
+// an even older version, logs WARNING "metadata history unavailable", and
+// is tried again after the backoff, not at each cold retry.
+func TestGCSColdStartFallbackAfterAPassingFailure(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		refuse func(*http.Request) int
+	}{
+		{"download answers 503", func(r *http.Request) int {
+			if isDownloadOf(r, 2) {
+				return http.StatusServiceUnavailable
+			}
+			return 0
+		}},
+		{"listing forbidden", func(r *http.Request) int {
+			if isListing(r) {
+				return http.StatusForbidden
+			}
+			return 0
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g, clock, logs := newGCSWith(t, nil, true), newClock(), &logBuffer{}
+			g.put(lines(1), "")       // generation 1: good, older
+			g.put(lines(2), "")       // generation 2: good, the one to serve
+			g.put(lines(3)+"cut", "") // generation 3: refused
+			var refused atomic.Int64
+			refuse := func(r *http.Request) int {
+				code := tc.refuse(r)
+				if code != 0 {
+					refused.Add(1)
+				}
+				return code
+			}
+			g.refuse.Store(&refuse)
+			c := cache.New(cache.Config[[]string]{Source: cache.NewGCSSource(g.client, testBucket, testObject),
+				Parse: parseLines, Size: countLines, Now: clock.Now, Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+			t.Cleanup(c.Wait)
+			if s, err := c.Get(context.Background()); !errors.Is(err, cache.ErrRejected) {
+				t.Fatalf("cold Get while the history fails = %v, %v; want ErrRejected, not an older version than 2", s, err)
+			}
+			recs := logs.records(t, "metadata history unavailable")
+			if len(recs) != 1 || recs[0]["level"] != "WARN" || recs[0]["retry_in"] != "30s" {
+				t.Errorf("log lines %v, want one WARNING with retry_in 30s", recs)
+			}
+			n := refused.Load()
+			clock.Advance(2 * time.Second) // a cold retry, within the backoff: no new look
+			if _, err := c.Get(context.Background()); !errors.Is(err, cache.ErrRejected) {
+				t.Errorf("cold Get retried = %v, want ErrRejected", err)
+			}
+			if refused.Load() != n || len(logs.records(t, "metadata history unavailable")) != 1 {
+				t.Errorf("a cold retry within the backoff looked at the history again")
+			}
+			g.refuse.Store(nil)
+			clock.Advance(30 * time.Second)
+			if s, err := c.Get(context.Background()); err != nil || s.Version.Generation != 2 {
+				t.Errorf("cold Get after the backoff, the failure over = %v, %v; want generation 2", s, err)
 			}
 		})
 	}

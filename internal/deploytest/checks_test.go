@@ -39,8 +39,9 @@ func checkResources(t *testing.T, reqs []Request, existing map[string]map[string
 			t.Errorf("bucket create %s: iamConfiguration = %s, want %s", b, got, want)
 		}
 		// A cold start after a bad upload serves the newest older version:
-		// the bucket keeps versions, the last 3 noncurrent ones.
-		if got, want := field(b.JSON(), "lifecycle"), `{"rule":[{"action":{"type":"Delete"},"condition":{"isLive":false,"numNewerVersions":3}}]}`; got != want {
+		// the bucket keeps versions, the last 3 noncurrent ones
+		// (numNewerVersions counts the live one too).
+		if got, want := field(b.JSON(), "lifecycle"), `{"rule":[{"action":{"type":"Delete"},"condition":{"isLive":false,"numNewerVersions":4}}]}`; got != want {
 			t.Errorf("bucket create %s: lifecycle = %s, want %s", b, got, want)
 		}
 		if got := field(one(t, reqs, http.MethodPatch, "storage", "/storage/v1/b/proj-1-device-metadata").JSON(), "versioning"); got != `{"enabled":true}` {

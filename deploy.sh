@@ -41,6 +41,10 @@
 #   --timeout=SECONDS          [TIMEOUT] 60 (at most 540)
 #   --max-delivery-attempts=N  [MAX_DELIVERY_ATTEMPTS] 100 (5..100)
 #   --ingress=internal|all     [INGRESS] internal
+#   --alert-channel=CHANNEL    [ALERT_CHANNEL] none; a notification channel,
+#                              projects/PROJECT/notificationChannels/ID: make
+#                              the three alert policies of the README's
+#                              "Operating" section, each notifying it
 #   --env=KEY=VALUE            extra function environment variable (repeatable),
 #                              e.g. --env=METADATA_TTL=30m --env=LOG_LEVEL=debug
 #   --source=DIR               [SOURCE] the directory holding this script
@@ -278,6 +282,44 @@ go_memory_limit() {
 	printf '%dMiB\n' $((bytes * 8 / 10 >> 20))
 }
 
+# json_string TEXT: TEXT as a JSON string.
+json_string() {
+	local s=${1//\\/\\\\}
+	s=${s//\"/\\\"}
+	s=${s//$'\n'/\\n}
+	s=${s//$'\t'/\\t}
+	printf '"%s"' "$s"
+}
+
+# alert_policy FILE DISPLAY_NAME DOCUMENTATION CONDITION_NAME CONDITION
+# [ALERT_STRATEGY]: writes to FILE an alert policy (the Monitoring API's
+# AlertPolicy, as JSON) that notifies ALERT_CHANNEL when its one condition
+# holds, with DOCUMENTATION (markdown) in the notification. CONDITION is
+# the condition's type and settings, one JSON member; ALERT_STRATEGY a
+# JSON object.
+alert_policy() {
+	local strategy=${6:+,
+  \"alertStrategy\": $6}
+	cat >"$1" <<EOF
+{
+  "displayName": $(json_string "$2"),
+  "documentation": {"mimeType": "text/markdown", "content": $(json_string "$3")},
+  "conditions": [{"displayName": $(json_string "$4"), $5}],
+  "combiner": "OR",
+  "enabled": true,
+  "notificationChannels": [$(json_string "$ALERT_CHANNEL")]$strategy
+}
+EOF
+}
+
+# threshold FILTER VALUE DURATION: an alert condition (see alert_policy)
+# that holds when a time series of FILTER, at its maximum over each
+# minute, stays above VALUE for DURATION.
+threshold() {
+	printf '"conditionThreshold": {"filter": %s, "aggregations": [{"alignmentPeriod": "60s", "perSeriesAligner": "ALIGN_MAX"}], "comparison": "COMPARISON_GT", "thresholdValue": %s, "duration": "%s"}' \
+		"$(json_string "$1")" "$2" "$3"
+}
+
 # ---------------------------------------------------------------- settings
 
 PROJECT=${PROJECT_ID:-${GOOGLE_CLOUD_PROJECT:-}}
@@ -305,6 +347,7 @@ MIN_INSTANCES=${MIN_INSTANCES:-0}
 TIMEOUT=${TIMEOUT:-60}
 MAX_DELIVERY_ATTEMPTS=${MAX_DELIVERY_ATTEMPTS:-100}
 INGRESS=${INGRESS:-internal}
+ALERT_CHANNEL=${ALERT_CHANNEL:-}
 SOURCE=${SOURCE:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}
 DRY_RUN=${DRY_RUN:-0}
 EXTRA_ENV=()
@@ -350,6 +393,7 @@ while (($#)); do
 	--timeout) var=TIMEOUT ;;
 	--max-delivery-attempts) var=MAX_DELIVERY_ATTEMPTS ;;
 	--ingress) var=INGRESS ;;
+	--alert-channel) var=ALERT_CHANNEL ;;
 	--env) var=EXTRA_ENV ;;
 	--source) var=SOURCE ;;
 	*) die "unknown flag: $flag (see --help)" ;;
@@ -417,6 +461,9 @@ done
 for file in "$SOURCE/sink/schema/rows.json" "$SOURCE/sink/schema/error_records.json"; do
 	[[ -f $file ]] || die "missing schema file $file"
 done
+if [[ -n $ALERT_CHANNEL && ! $ALERT_CHANNEL =~ ^projects/[a-z0-9][a-z0-9-]*/notificationChannels/[A-Za-z0-9_-]+$ ]]; then
+	die "--alert-channel must be a notification channel's full name, projects/PROJECT/notificationChannels/ID, not '$ALERT_CHANNEL' (gcloud beta monitoring channels list --project=$PROJECT --format='value(name,displayName)' lists them)"
+fi
 if [[ -n $UPLOAD_METADATA && ! -f $UPLOAD_METADATA ]]; then
 	die "--upload-metadata: no such file: $UPLOAD_METADATA"
 fi
@@ -470,6 +517,14 @@ if [[ $(IFS=; printf '%s' "${ENV_VARS[*]}") == *,* ]]; then
 	ENV_FLAG="^|^$(IFS='|'; printf '%s' "${ENV_VARS[*]}")"
 fi
 
+# The alert policies are made with gcloud alpha, a component of its own.
+# (With prompts off, gcloud refuses a missing component instead of
+# offering to install it.)
+if [[ -n $ALERT_CHANNEL ]] && ! dry &&
+	! CLOUDSDK_CORE_DISABLE_PROMPTS=1 gcloud alpha monitoring policies --help </dev/null >/dev/null 2>&1; then
+	die "--alert-channel needs the gcloud alpha commands (gcloud alpha monitoring policies): install them with 'gcloud components install alpha'"
+fi
+
 exec 3>&1 # dry-run notes go to stdout from inside $(...)
 SCRATCH=$(mktemp -d) # the script's own files, removed on exit
 trap 'rm -rf "$SCRATCH"' EXIT
@@ -486,6 +541,7 @@ APIS=(
 	storage.googleapis.com bigquery.googleapis.com bigquerystorage.googleapis.com
 	iam.googleapis.com
 )
+[[ -z $ALERT_CHANNEL ]] || APIS+=(monitoring.googleapis.com)
 enabled=$(read_value "" gcloud services list --enabled --project="$PROJECT" --format='value(config.name)')
 to_enable=()
 for api in "${APIS[@]}"; do
@@ -763,7 +819,70 @@ fi
 grant "$subscription_new" roles/pubsub.subscriber "$PUBSUB_AGENT" \
 	"gcloud pubsub subscriptions" "$subscription" --project="$PROJECT"
 
-# ---------------------------------------------------------------- 7. summary
+# ---------------------------------------------------------------- 7. alerts
+
+# With --alert-channel, three alert policies watch the signals of the
+# README's "Operating" section, each notifying the channel. A policy is
+# known by its display name: one that exists is left as it is, so that an
+# operator's edits to it are kept (and a changed setting of the script is
+# not applied to it: delete the policy to have it made again).
+if [[ -n $ALERT_CHANNEL ]]; then
+	alert_events="$NAME: events waiting"
+	alert_dead="$NAME: dead letters"
+	alert_metadata="$NAME: metadata rejected"
+	policies=$(read_value "" gcloud alpha monitoring policies list --project="$PROJECT" \
+		--filter="displayName=($(json_string "$alert_events") $(json_string "$alert_dead") $(json_string "$alert_metadata"))" \
+		--format='value(displayName)')
+	# ensure_alert ID DISPLAY_NAME DOCUMENTATION CONDITION_NAME CONDITION
+	# [ALERT_STRATEGY]: creates the alert policy (see alert_policy) from
+	# $SCRATCH/ID.json unless the project has one of that display name.
+	ensure_alert() {
+		if [[ $(missing "$policies" "$2") == 0 ]]; then
+			note "alert policy '$2': present (kept as it is)"
+			return 0
+		fi
+		local file=$SCRATCH/$1.json
+		alert_policy "$file" "${@:2}"
+		if dry; then
+			printf '# %s:\n' "$file"
+			sed 's/^/#   /' "$file"
+		fi
+		run gcloud alpha monitoring policies create --project="$PROJECT" \
+			--policy-from-file="$file" --format=none --quiet
+	}
+	pubsub_filter() { # METRIC SUBSCRIPTION
+		printf 'metric.type="pubsub.googleapis.com/subscription/%s" AND resource.type="pubsub_subscription" AND resource.labels.project_id="%s" AND resource.labels.subscription_id="%s"' \
+			"$1" "$PROJECT" "$2"
+	}
+	service_logs="resource.type=\"cloud_run_revision\" AND resource.labels.service_name=\"$service\""
+	read_errors="    gcloud logging read '$service_logs AND severity>=ERROR' --project=$PROJECT --limit=20"
+
+	ensure_alert alert-events "$alert_events" \
+		"An event of subscription \`$subscription\` has waited more than 10 minutes: Pub/Sub is redelivering events that $NAME failed. Its ERROR lines say why (the README's \"Log lines\" says what each means):
+
+$read_errors" \
+		"oldest unacked event older than 10 minutes" \
+		"$(threshold "$(pubsub_filter oldest_unacked_message_age "$subscription")" 600 300s)"
+
+	ensure_alert alert-dead "$alert_dead" \
+		"Events failed every delivery ($MAX_DELIVERY_ATTEMPTS attempts) and wait in \`$DEAD_LETTER_TOPIC-sub\`, for 31 days. Fix the cause (the ERROR lines of $NAME), then publish them to the topic again, as the README's \"Replaying dead letters\" says, until it replays 0:
+
+    go run ./cmd/replay -project=$PROJECT -subscription=$DEAD_LETTER_TOPIC-sub -topic=$TOPIC" \
+		"dead letters waiting" \
+		"$(threshold "$(pubsub_filter num_undelivered_messages "$DEAD_LETTER_TOPIC-sub")" 0 60s)"
+
+	# The messages are those of the README's "Log lines" table. A gen2
+	# function logs as the Cloud Run service of the same name.
+	ensure_alert alert-metadata "$alert_metadata" \
+		"$NAME could not load the device metadata \`gs://$BUCKET/$OBJECT\`, or rejected a new version of it. The line's \`error\` says why; the README's \"Log lines\" says what to do (usually: upload a good file):
+
+$read_errors" \
+		"metadata rejected or not loaded" \
+		"\"conditionMatchedLog\": {\"filter\": $(json_string "$service_logs AND (jsonPayload.message=~\"^metadata rejected\" OR jsonPayload.message=\"metadata still rejected\" OR jsonPayload.message=\"metadata load failed\")")}" \
+		'{"notificationRateLimit": {"period": "3600s"}, "autoClose": "86400s"}'
+fi
+
+# ---------------------------------------------------------------- 8. summary
 
 dry && exit 0
 cat <<EOF
@@ -774,6 +893,11 @@ Deployed $NAME ($TARGET) in $PROJECT/$REGION.
   metadata:      gs://$BUCKET/$OBJECT (read by $RUNTIME_EMAIL)
   rows:          $PROJECT.$DATASET.$TABLE (deduplicated: $PROJECT.$DATASET.$VIEW)
   errors:        $PROJECT.$DATASET.$ERROR_TABLE
+EOF
+[[ -z $ALERT_CHANNEL ]] || cat <<EOF
+  alerts:        '$alert_events', '$alert_dead', '$alert_metadata' -> $ALERT_CHANNEL
+EOF
+cat <<EOF
 
 Publish a test event:
   gcloud pubsub topics publish $TOPIC --project=$PROJECT \\

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -203,4 +204,117 @@ func failed(reqs []Request) string {
 		}
 	}
 	return strings.Join(lines, "\n")
+}
+
+// alertChannel is the notification channel the deploy tests pass as
+// --alert-channel; the fake refuses policies naming a channel it lacks.
+const alertChannel = "projects/proj-1/notificationChannels/42"
+
+// checkAlerts checks the alert policies the run created: one for each of
+// the three display names that the project did not have before (existing),
+// each notifying alertChannel, watching the subscription that feeds the
+// service (full name), the dead-letter subscription and the service's
+// logs. It also checks that Cloud Monitoring was enabled.
+func checkAlerts(t *testing.T, reqs []Request, subscription string, existing map[string]map[string]any) {
+	t.Helper()
+	enable := one(t, reqs, http.MethodPost, "serviceusage", "/services:batchEnable").JSON()
+	if !strings.Contains(field(enable, "serviceIds"), `"monitoring.googleapis.com"`) {
+		t.Errorf("batchEnable %s lacks monitoring.googleapis.com", field(enable, "serviceIds"))
+	}
+	had := map[string]bool{}
+	for key, v := range existing {
+		if strings.HasPrefix(key, "monitoring:projects/proj-1/alertPolicies/") {
+			had[field(v, "displayName")] = true
+		}
+	}
+	created := map[string][]map[string]any{}
+	for _, r := range find(reqs, http.MethodPost, "monitoring", "/v3/projects/proj-1/alertPolicies") {
+		created[field(r.JSON(), "displayName")] = append(created[field(r.JSON(), "displayName")], r.JSON())
+	}
+	subID := subscription[strings.LastIndex(subscription, "/")+1:]
+	pubsubFilter := func(metric, sub string) string {
+		return `metric.type="pubsub.googleapis.com/subscription/` + metric + `" AND resource.type="pubsub_subscription" AND resource.labels.project_id="proj-1" AND resource.labels.subscription_id="` + sub + `"`
+	}
+	const maxPerMinute = `[{"alignmentPeriod":"60s","perSeriesAligner":"ALIGN_MAX"}]`
+	for _, tc := range []struct {
+		name string
+		doc  string            // in the documentation
+		want map[string]string // field path (numbers index lists) -> JSON text
+	}{{
+		name: "enrich-event: events waiting",
+		doc:  "ERROR lines",
+		want: map[string]string{
+			"conditions.0.conditionThreshold.filter":         pubsubFilter("oldest_unacked_message_age", subID),
+			"conditions.0.conditionThreshold.aggregations":   maxPerMinute,
+			"conditions.0.conditionThreshold.comparison":     "COMPARISON_GT",
+			"conditions.0.conditionThreshold.thresholdValue": "600",
+			"conditions.0.conditionThreshold.duration":       "300s",
+		},
+	}, {
+		name: "enrich-event: dead letters",
+		doc:  "go run ./cmd/replay -project=proj-1 -subscription=device-events-dead-letter-sub -topic=device-events",
+		want: map[string]string{
+			"conditions.0.conditionThreshold.filter":         pubsubFilter("num_undelivered_messages", "device-events-dead-letter-sub"),
+			"conditions.0.conditionThreshold.aggregations":   maxPerMinute,
+			"conditions.0.conditionThreshold.comparison":     "COMPARISON_GT",
+			"conditions.0.conditionThreshold.thresholdValue": "0",
+			"conditions.0.conditionThreshold.duration":       "60s",
+		},
+	}, {
+		name: "enrich-event: metadata rejected",
+		doc:  "upload a good file",
+		want: map[string]string{
+			"conditions.0.conditionMatchedLog.filter": `resource.type="cloud_run_revision" AND resource.labels.service_name="enrich-event" AND (jsonPayload.message=~"^metadata rejected" OR jsonPayload.message="metadata still rejected" OR jsonPayload.message="metadata load failed")`,
+			"alertStrategy": `{"autoClose":"86400s","notificationRateLimit":{"period":"3600s"}}`,
+		},
+	}} {
+		policies := created[tc.name]
+		delete(created, tc.name)
+		if had[tc.name] {
+			if len(policies) != 0 {
+				t.Errorf("alert policy %q created %d times, but the project had one", tc.name, len(policies))
+			}
+			continue
+		}
+		if len(policies) != 1 {
+			t.Errorf("alert policy %q created %d times, want 1", tc.name, len(policies))
+			continue
+		}
+		p := policies[0]
+		tc.want["notificationChannels"] = `["` + alertChannel + `"]`
+		tc.want["combiner"] = "OR"
+		tc.want["enabled"] = "true"
+		tc.want["documentation.mimeType"] = "text/markdown"
+		for path, want := range tc.want {
+			if got := listField(p, strings.Split(path, ".")...); got != want {
+				t.Errorf("alert policy %q: %s = %s, want %s", tc.name, path, got, want)
+			}
+		}
+		if n := len(asList(p["conditions"])); n != 1 {
+			t.Errorf("alert policy %q has %d conditions, want 1", tc.name, n)
+		}
+		if doc := field(p, "documentation", "content"); !strings.Contains(doc, tc.doc) {
+			t.Errorf("alert policy %q: documentation %q lacks %q", tc.name, doc, tc.doc)
+		}
+	}
+	for name := range created {
+		t.Errorf("alert policy %q created, which is none of the three", name)
+	}
+}
+
+// listField is field that also indexes lists: "conditions", "0", "filter".
+func listField(m map[string]any, path ...string) string {
+	var v any = m
+	for _, k := range path {
+		if l, ok := v.([]any); ok {
+			i, err := strconv.Atoi(k)
+			if err != nil || i >= len(l) {
+				return ""
+			}
+			v = l[i]
+			continue
+		}
+		v = jsonPath(v, k)
+	}
+	return field(map[string]any{"v": v}, "v")
 }

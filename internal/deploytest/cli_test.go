@@ -18,7 +18,7 @@ const (
 // Google host is reached through the proxy too, and refused there.
 var apisOverridden = []string{
 	"serviceusage", "cloudresourcemanager", "iam", "pubsub", "cloudfunctions",
-	"eventarc", "run", "cloudbuild", "artifactregistry", "bigquery",
+	"eventarc", "run", "cloudbuild", "artifactregistry", "bigquery", "monitoring",
 }
 
 // repoRoot is the repository root, where deploy.sh lives.

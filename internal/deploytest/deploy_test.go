@@ -22,8 +22,8 @@ const (
 )
 
 // TestDeploy runs deploy.sh twice per target with the real gcloud and bq
-// against the fake, checks what the first run created and that the second
-// created nothing.
+// against the fake, with --alert-channel, checks what the first run created
+// and that the second created nothing.
 func TestDeploy(t *testing.T) {
 	requireCLIs(t)
 	discovery := bigQueryDiscovery(t)
@@ -31,30 +31,48 @@ func TestDeploy(t *testing.T) {
 	if err := os.WriteFile(metadata, []byte(metadataCSV), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	channel := map[string]any{"name": alertChannel, "type": "email", "displayName": "on call"}
 	tests := []struct {
 		target   string
 		existing map[string]map[string]any // resources the project has before the first run
+		kept     string                    // the display name of an alert policy the project has
 		args     []string
 		check    func(t *testing.T, s *Server, reqs []Request) (subscription string)
 		deploy   func(r Request) bool // the second run's redeploy request
 	}{{
 		target: "function",
 		// A project that already has the topic, the bucket (without the
-		// metadata object) and an empty dataset.
+		// metadata object), an empty dataset, and one of the alert
+		// policies, changed by an operator since a run made it.
 		existing: map[string]map[string]any{
 			"pubsub:projects/proj-1/topics/device-events": {"name": "projects/proj-1/topics/device-events"},
 			"storage:b/proj-1-device-metadata": {"name": "proj-1-device-metadata", "id": "proj-1-device-metadata",
 				"kind": "storage#bucket", "location": "US-CENTRAL1", "projectNumber": projectNumber},
 			"bigquery:projects/proj-1/datasets/device_events": {"id": "proj-1:device_events",
 				"datasetReference": map[string]any{"projectId": project, "datasetId": "device_events"}, "location": "us-central1"},
+			"monitoring:" + alertChannel: channel,
+			"monitoring:projects/proj-1/alertPolicies/7": {"name": "projects/proj-1/alertPolicies/7",
+				"displayName": "enrich-event: dead letters", "combiner": "OR", "enabled": false,
+				"conditions": []any{map[string]any{"displayName": "more than 5", "conditionThreshold": map[string]any{
+					"filter":     `metric.type="pubsub.googleapis.com/subscription/num_undelivered_messages" AND resource.labels.subscription_id="device-events-dead-letter-sub"`,
+					"comparison": "COMPARISON_GT", "thresholdValue": 5, "duration": "600s"}}},
+				"notificationChannels": []any{"projects/proj-1/notificationChannels/9"}},
+			// Not one of the three, though its name starts the same.
+			"monitoring:projects/proj-1/alertPolicies/8": {"name": "projects/proj-1/alertPolicies/8",
+				"displayName": "enrich-event: events waiting (staging)", "combiner": "OR",
+				"conditions": []any{map[string]any{"displayName": "staging", "conditionThreshold": map[string]any{
+					"filter":     `metric.type="pubsub.googleapis.com/subscription/oldest_unacked_message_age"`,
+					"comparison": "COMPARISON_GT", "thresholdValue": 600, "duration": "300s"}}}},
 		},
-		args:   []string{"--project=" + project, "--upload-metadata=" + metadata, "--env=LOG_LEVEL=debug"},
+		kept:   "enrich-event: dead letters",
+		args:   []string{"--project=" + project, "--upload-metadata=" + metadata, "--env=LOG_LEVEL=debug", "--alert-channel=" + alertChannel},
 		check:  checkFunction,
 		deploy: func(r Request) bool { return r.Method == http.MethodPatch && r.API == "cloudfunctions" },
 	}, {
-		target: "run",
-		args:   []string{"--project=" + project, "--target=run"},
-		check:  checkRunService,
+		target:   "run",
+		existing: map[string]map[string]any{"monitoring:" + alertChannel: channel},
+		args:     []string{"--project=" + project, "--target=run", "--alert-channel=" + alertChannel},
+		check:    checkRunService,
 		deploy: func(r Request) bool {
 			return r.Method == http.MethodPut && strings.Contains(r.Path, "/serving.knative.dev/")
 		},
@@ -73,7 +91,8 @@ func TestDeploy(t *testing.T) {
 			env := cliEnv(t, s)
 
 			start := time.Now()
-			if _, stderr, err := runDeploy(t, env, tc.args...); err != nil {
+			_, stderr, err := runDeploy(t, env, tc.args...)
+			if err != nil {
 				t.Fatalf("first deploy.sh run: %v\nstderr:\n%s\nrequests:\n%s", err, stderr, failed(s.Requests()))
 			}
 			first := s.Requests()
@@ -82,16 +101,30 @@ func TestDeploy(t *testing.T) {
 			checkResources(t, first, tc.existing)
 			subscription := tc.check(t, s, first)
 			checkBindings(t, first, subscription)
+			checkAlerts(t, first, subscription, tc.existing)
+			if tc.kept != "" && !strings.Contains(stderr, "alert policy '"+tc.kept+"': present (kept as it is)") {
+				t.Errorf("first run's stderr does not say that the alert policy %q is kept:\n%s", tc.kept, stderr)
+			}
 
 			keys, policies := stableKeys(s.Keys()), s.Policies()
 			start = time.Now()
-			if _, stderr, err := runDeploy(t, env, tc.args...); err != nil {
+			if _, stderr, err = runDeploy(t, env, tc.args...); err != nil {
 				t.Fatalf("second deploy.sh run: %v\nstderr:\n%s\nrequests:\n%s", err, stderr, failed(s.Requests()[len(first):]))
 			}
 			second := s.Requests()[len(first):]
 			t.Logf("second run: %d requests in %v", len(second), time.Since(start).Round(time.Millisecond))
 			checkNoRealHosts(t, second)
 			checkIdempotent(t, second, tc.deploy)
+			for _, name := range []string{"events waiting", "dead letters", "metadata rejected"} {
+				if !strings.Contains(stderr, "alert policy 'enrich-event: "+name+"': present") {
+					t.Errorf("second run's stderr does not say that the alert policy %q is present:\n%s", "enrich-event: "+name, stderr)
+				}
+			}
+			for key, v := range tc.existing {
+				if got := s.Resource(key); strings.HasPrefix(key, "monitoring:") && !reflect.DeepEqual(got, clone(v)) {
+					t.Errorf("%s after two runs = %v, want it as it was: %v", key, got, v)
+				}
+			}
 			if s.TriggerRecreations != 0 {
 				t.Errorf("the second run gave the trigger again: Cloud Functions recreated it %d times, dropping its subscription's backlog", s.TriggerRecreations)
 			}
@@ -347,6 +380,12 @@ func TestDeployOnANewProject(t *testing.T) {
 			for _, email := range []string{runtimeEmail, invokerEmail, buildEmail} {
 				if refused[email] != tc.lag {
 					t.Errorf("grants naming %s refused %d times, want %d (then granted)", email, refused[email], tc.lag)
+				}
+			}
+			// Without --alert-channel: no alert policy, no Monitoring API.
+			for _, r := range reqs {
+				if r.API == "monitoring" || r.API == "serviceusage" && strings.Contains(string(r.Body), "monitoring.googleapis.com") {
+					t.Errorf("a run without --alert-channel sent %s %s", r, r.Body)
 				}
 			}
 			for _, why := range []string{"IAM does not know the account yet", "Eventarc's service agent is new in this project"} {

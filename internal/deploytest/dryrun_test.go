@@ -26,11 +26,12 @@ func TestDryRun(t *testing.T) {
 		agent     = "serviceAccount:service-PROJECT_NUMBER@gcp-sa-pubsub.iam.gserviceaccount.com"
 	)
 	tests := []struct {
-		name   string
-		env    []string
-		args   []string
-		want   []string // command lines containing these, in this order
-		absent []string
+		name     string
+		env      []string
+		args     []string
+		want     []string // command lines containing these, in this order
+		comments []string // comment lines containing these (the alert policies' files)
+		absent   []string
 	}{{
 		name: "function",
 		args: []string{"--project=proj-1", "--dry-run", "--env=LOG_LEVEL=debug"},
@@ -60,7 +61,28 @@ func TestDryRun(t *testing.T) {
 			"gcloud pubsub subscriptions update TRIGGER_SUBSCRIPTION --project=proj-1 --dead-letter-topic=device-events-dead-letter --max-delivery-attempts=100",
 			"gcloud pubsub subscriptions add-iam-policy-binding TRIGGER_SUBSCRIPTION --project=proj-1 --member=" + agent + " --role=roles/pubsub.subscriber",
 		},
-		absent: []string{"gcloud run deploy", "gcloud storage cp"},
+		absent: []string{"gcloud run deploy", "gcloud storage cp", "monitoring"},
+	}, {
+		name: "function with alerts",
+		args: []string{"--project=proj-1", "--dry-run", "--alert-channel=projects/proj-1/notificationChannels/42"},
+		want: []string{
+			"gcloud services enable cloudfunctions.googleapis.com", "iam.googleapis.com monitoring.googleapis.com --project=proj-1",
+			"gcloud functions deploy enrich-event",
+			"gcloud pubsub subscriptions add-iam-policy-binding TRIGGER_SUBSCRIPTION",
+			"gcloud alpha monitoring policies create --project=proj-1 --policy-from-file=", "/alert-events.json --format=none",
+			"gcloud alpha monitoring policies create --project=proj-1 --policy-from-file=", "/alert-dead.json --format=none",
+			"gcloud alpha monitoring policies create --project=proj-1 --policy-from-file=", "/alert-metadata.json --format=none",
+		},
+		comments: []string{
+			`# read: gcloud alpha monitoring policies list --project=proj-1 '--filter=displayName=("enrich-event: events waiting" "enrich-event: dead letters" "enrich-event: metadata rejected")'`,
+			`"displayName": "enrich-event: events waiting"`,
+			`resource.labels.subscription_id=\"TRIGGER_SUBSCRIPTION\"`,
+			`"displayName": "enrich-event: dead letters"`,
+			`resource.labels.subscription_id=\"device-events-dead-letter-sub\"`,
+			`"displayName": "enrich-event: metadata rejected"`,
+			`resource.labels.service_name=\"enrich-event\" AND (jsonPayload.message=~\"^metadata rejected\"`,
+			`"notificationChannels": ["projects/proj-1/notificationChannels/42"]`,
+		},
 	}, {
 		name: "run",
 		args: []string{"--project=proj-1", "--target=run", "--timeout=300", "--dry-run", "--upload-metadata=" + sample},
@@ -73,7 +95,20 @@ func TestDryRun(t *testing.T) {
 			"gcloud pubsub subscriptions update enrich-event-push --project=proj-1 --push-endpoint=https://SERVICE_URL/projects/proj-1/topics/device-events --push-auth-service-account=enrich-event-invoker@proj-1.iam.gserviceaccount.com --push-auth-token-audience=https://SERVICE_URL --ack-deadline=330 --dead-letter-topic=device-events-dead-letter --max-delivery-attempts=100",
 			"gcloud pubsub subscriptions add-iam-policy-binding enrich-event-push --project=proj-1 --member=" + agent + " --role=roles/pubsub.subscriber",
 		},
-		absent: []string{"gcloud functions deploy", "TRIGGER_SUBSCRIPTION"},
+		absent: []string{"gcloud functions deploy", "TRIGGER_SUBSCRIPTION", "monitoring"},
+	}, {
+		name: "run with alerts from the environment",
+		env:  []string{"ALERT_CHANNEL=projects/proj-1/notificationChannels/7"},
+		args: []string{"--project=proj-1", "--target=run", "--dry-run"},
+		want: []string{
+			"gcloud pubsub subscriptions update enrich-event-push",
+			"gcloud alpha monitoring policies create --project=proj-1 --policy-from-file=", "/alert-events.json",
+		},
+		comments: []string{
+			`resource.labels.subscription_id=\"enrich-event-push\"`,
+			`"notificationChannels": ["projects/proj-1/notificationChannels/7"]`,
+		},
+		absent: []string{"TRIGGER_SUBSCRIPTION"},
 	}, {
 		name: "environment fallbacks",
 		env:  []string{"PROJECT_ID=env-proj", "REGION=europe-west1", "SERVICE_NAME=enricher", "TOPIC=events", "MAX_INSTANCES=3"},
@@ -121,9 +156,10 @@ func TestDryRun(t *testing.T) {
 				t.Fatalf("deploy.sh %s: %v\nstderr:\n%s", strings.Join(tc.args, " "), err, stderr)
 			}
 			checkNoCalls(t, calls)
-			var commands []string
+			var commands, comments []string
 			for _, line := range strings.Split(strings.TrimSpace(stdout), "\n") {
 				if strings.HasPrefix(line, "#") {
+					comments = append(comments, line)
 					continue
 				}
 				if !strings.HasPrefix(line, "gcloud ") && !strings.HasPrefix(line, "bq ") {
@@ -141,6 +177,18 @@ func TestDryRun(t *testing.T) {
 				}
 				if !found {
 					t.Fatalf("dry-run output has no command containing %q (after the ones before it); output:\n%s", want, stdout)
+				}
+			}
+			next = 0
+			for _, want := range tc.comments {
+				found := false
+				for ; next < len(comments); next++ {
+					if found = strings.Contains(comments[next], want); found {
+						break
+					}
+				}
+				if !found {
+					t.Fatalf("dry-run output has no comment containing %q (after the ones before it); output:\n%s", want, stdout)
 				}
 			}
 			for _, absent := range tc.absent {
@@ -182,6 +230,10 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--project=p", "--frobnicate"}, "unknown flag: --frobnicate"},
 		{[]string{"--project=p", "stray"}, "unexpected argument: stray"},
 		{[]string{"--project"}, "--project needs a value"},
+		{[]string{"--project=p", "--alert-channel=42"}, "--alert-channel must be a notification channel's full name, projects/PROJECT/notificationChannels/ID, not '42'"},
+		{[]string{"--project=p", "--alert-channel=projects/p/notificationChannels/"}, "--alert-channel must be a notification channel's full name"},
+		{[]string{"--project=p", "--alert-channel=projects/p/alertPolicies/42"}, "--alert-channel must be a notification channel's full name"},
+		{[]string{"--project=p", "--alert-channel=projects/p/notificationChannels/42/x"}, "--alert-channel must be a notification channel's full name"},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -203,13 +255,31 @@ func TestUsageErrors(t *testing.T) {
 		if err != nil {
 			t.Fatalf("deploy.sh --help: %v", err)
 		}
-		for _, want := range []string{"Usage:", "--project=ID", "--target=function|run", "--upload-metadata=FILE", "--dry-run"} {
+		for _, want := range []string{"Usage:", "--project=ID", "--target=function|run", "--upload-metadata=FILE", "--alert-channel=CHANNEL", "--dry-run"} {
 			if !strings.Contains(stdout, want) {
 				t.Errorf("deploy.sh --help output lacks %q:\n%s", want, stdout)
 			}
 		}
 		checkNoCalls(t, calls)
 	})
+}
+
+// TestAlertsNeedGcloudAlpha: with --alert-channel, and gcloud alpha
+// missing (the stub fails every command), deploy.sh stops before it
+// changes anything and says how to install it. A dry run does not look.
+func TestAlertsNeedGcloudAlpha(t *testing.T) {
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Skip("bash not found")
+	}
+	env, calls := stubbedEnv(t)
+	_, stderr, err := runDeploy(t, env, "--project=p", "--alert-channel=projects/p/notificationChannels/42")
+	if err == nil || !strings.Contains(stderr, "install them with 'gcloud components install alpha'") {
+		t.Errorf("deploy.sh without gcloud alpha = %v, stderr %q; want a failure naming gcloud components install alpha", err, stderr)
+	}
+	b, _ := os.ReadFile(calls)
+	if lines := strings.Split(strings.TrimSpace(string(b)), "\n"); len(lines) != 1 || !strings.HasSuffix(lines[0], "gcloud alpha monitoring policies --help") {
+		t.Errorf("deploy.sh ran %q, want only gcloud alpha monitoring policies --help", b)
+	}
 }
 
 // stubbedEnv returns an environment whose gcloud, bq and gsutil only record

@@ -224,6 +224,7 @@ func (s *Server) route(w http.ResponseWriter, r Request) {
 		"run":                  s.run,
 		"cloudbuild":           s.cloudBuild,
 		"artifactregistry":     s.artifactRegistry,
+		"monitoring":           s.monitoring,
 	}
 	handle, ok := handlers[r.API]
 	if !ok {

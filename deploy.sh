@@ -741,10 +741,12 @@ if [[ $TARGET == function ]]; then
 	# traffic to an older revision (see README), a rerun serves the new one.
 	# Eventarc creates its service agent with the project's first trigger,
 	# and the agent's permissions take minutes to propagate: until then the
-	# trigger, and so the deploy, fails. It is tried again after 30 s and
-	# then every 60 s, 6 times in all (each attempt builds the code again).
-	retry_while 'Eventarc Service Agent' \
-		"Eventarc's service agent is new in this project and its permissions are still propagating" \
+	# trigger, and so the deploy, fails. So does the build while the build
+	# account's roles, granted by this run, are propagating. It is tried
+	# again after 30 s and then every 60 s, 6 times in all (each attempt
+	# builds the code again).
+	retry_while 'Eventarc Service Agent|missing permission on the build service account' \
+		"permissions are still propagating (Eventarc's service agent, new with the project's first trigger, or the roles of the build account)" \
 		6 $((RETRY_DELAY * 15)) \
 		gcloud functions deploy "$NAME" --gen2 --runtime=go126 \
 		--entry-point=EnrichEvent ${trigger_flags[@]+"${trigger_flags[@]}"} --timeout="${TIMEOUT}s" \

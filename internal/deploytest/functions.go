@@ -46,7 +46,7 @@ func (s *Server) functions(r Request) (int, any) {
 		fn := decode(r.Body)
 		fn["name"] = name
 		s.res["cloudfunctions:"+name] = fn
-		if op := s.failTrigger(parent, fn); op != nil {
+		if op := s.failDeploy(parent, fn); op != nil {
 			return http.StatusOK, op
 		}
 		s.populateFunction(fn, seg[1], seg[3], q.Get("functionId"))
@@ -61,7 +61,7 @@ func (s *Server) functions(r Request) (int, any) {
 			s.dropTrigger(fn)
 		}
 		merge(fn, decode(r.Body), q.Get("updateMask"))
-		if op := s.failTrigger(parent, fn); op != nil {
+		if op := s.failDeploy(parent, fn); op != nil {
 			return http.StatusOK, op
 		}
 		s.populateFunction(fn, seg[1], seg[3], seg[5])
@@ -70,17 +70,27 @@ func (s *Server) functions(r Request) (int, any) {
 	return notFound(r)
 }
 
-// failTrigger returns the failed operation of a deployment whose trigger
-// Eventarc refuses (see Server.EventarcLag), and marks fn FAILED; nil if the
-// deployment goes ahead.
-func (s *Server) failTrigger(parent string, fn map[string]any) map[string]any {
-	if _, trigger := fn["eventTrigger"]; !trigger || s.EventarcLag == 0 {
+// failDeploy returns the failed operation of a deployment whose build fails
+// for want of the build account's permissions (see Server.BuildLag) or
+// whose trigger Eventarc refuses (see Server.EventarcLag), and marks fn
+// FAILED; nil if the deployment goes ahead.
+func (s *Server) failDeploy(parent string, fn map[string]any) map[string]any {
+	_, trigger := fn["eventTrigger"]
+	if s.BuildLag == 0 && (!trigger || s.EventarcLag == 0) {
 		return nil
 	}
-	s.EventarcLag--
 	fn["state"] = "FAILED"
 	op := s.operation(parent, nil)
 	delete(op, "response")
+	if s.BuildLag > 0 {
+		s.BuildLag--
+		op["error"] = map[string]any{"code": 3, "message": "Build failed with status: FAILURE. Could not build the function due to " +
+			"a missing permission on the build service account. If you didn't revoke that permission explicitly, this could be " +
+			"caused by a change in the organization policies. Please refer to the following documentation for more details and " +
+			"resolution: https://cloud.google.com/functions/docs/troubleshooting#build-service-account"}
+		return op
+	}
+	s.EventarcLag--
 	name := fmt.Sprint(fn["name"])
 	op["error"] = map[string]any{"code": 9, "message": "Validation failed for trigger " + parent +
 		"/triggers/" + name[strings.LastIndex(name, "/")+1:] + "-551292: Invalid resource state for \"\": Permission denied while using the " +

@@ -71,6 +71,12 @@ type Server struct {
 	// Eventarc Service Agent", leaving the function FAILED, without a
 	// trigger.
 	EventarcLag int
+	// BuildLag fails the first BuildLag deployments of a function in their
+	// build, as right after the build account got its roles, before IAM
+	// has propagated them: the operation ends with "Could not build the
+	// function due to a missing permission on the build service account",
+	// leaving the function FAILED. It is checked before EventarcLag.
+	BuildLag int
 	// TriggerRecreations counts the function updates that gave the event
 	// trigger again, which Cloud Functions answers by deleting the trigger
 	// and its subscription (and the events waiting there) and creating new

@@ -198,6 +198,45 @@ func TestBigQueryRowErrors(t *testing.T) {
 	}
 }
 
+// TestBigQueryRowErrorsListedInRounds: when BigQuery lists only some of
+// the bad rows of an append, the writer appends the others again and finds
+// the next bad row in a later round; each round's row errors name rows of
+// that round's request, which are mapped back to the rows written.
+func TestBigQueryRowErrorsListedInRounds(t *testing.T) {
+	e := newEnv(t, BigQueryConfig{})
+	e.fake.ListFirstRowErrorOnly(100)
+	rows := []enrich.Row{sampleRow(1), sampleRow(2), sampleRow(3), sampleRow(4), sampleRow(5)}
+	rows[1].Payload = json.RawMessage(`{"a":`)
+	rows[3].EventTime = time.Date(12000, 1, 1, 0, 0, 0, 0, time.UTC)
+	if err := e.w.WriteRows(context.Background(), rows); err != nil {
+		t.Fatalf("WriteRows = %v, want nil: the bad rows are stored as error records", err)
+	}
+	var ids, recIDs []string
+	for _, r := range e.rows() {
+		ids = append(ids, r["message_id"].(string))
+	}
+	for _, r := range e.errorRecords() {
+		recIDs = append(recIDs, r["message_id"].(string))
+	}
+	slices.Sort(recIDs)
+	if !slices.Equal(ids, []string{"m1", "m3", "m5"}) || !slices.Equal(recIDs, []string{"m2", "m4"}) {
+		t.Errorf("rows table has %v, error table %v; want [m1 m3 m5] and [m2 m4]", ids, recIDs)
+	}
+}
+
+// TestBigQueryOversizeRowNeedsErrorRecord: a row too large for an append
+// is acknowledged only once its error record is stored.
+func TestBigQueryOversizeRowNeedsErrorRecord(t *testing.T) {
+	e := newEnv(t, BigQueryConfig{})
+	e.fake.RejectTable(testProject, testDataset, testErrorTable, codes.PermissionDenied)
+	big := sampleRow(2)
+	big.Payload = json.RawMessage(`"` + strings.Repeat("a", maxBatchBytes) + `"`)
+	err := e.w.WriteRows(context.Background(), []enrich.Row{sampleRow(1), big})
+	if err == nil || !strings.Contains(err.Error(), testErrorTable) {
+		t.Errorf("WriteRows of a row over the append limit, the error table refusing = %v, want an error naming %s", err, testErrorTable)
+	}
+}
+
 func TestBigQueryRowErrorNeedsErrorRecord(t *testing.T) {
 	e := newEnv(t, BigQueryConfig{})
 	e.fake.RejectTable(testProject, testDataset, testErrorTable, codes.PermissionDenied)

@@ -73,6 +73,7 @@ type Server struct {
 	failNext  int
 	failGets  int // tables.get requests still to answer 503
 	misnumber int // appends with row errors still to answer as no server does
+	firstOnly int // appends with row errors still to list only the first of
 	latency   time.Duration
 	hold      chan struct{} // non-nil while appends are held
 }
@@ -226,6 +227,16 @@ func (s *Server) MisnumberNextRowErrors(n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.misnumber = n
+}
+
+// ListFirstRowErrorOnly makes the next n appends that have row errors list
+// only the first, as BigQuery may ("the list may not be complete"): a
+// writer that stores the other rows again finds the next bad one in its
+// next round. Nothing of those appends is stored, as always.
+func (s *Server) ListFirstRowErrorOnly(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.firstOnly = n
 }
 
 // FailNextTableGets makes the next n tables.get requests answer 503

@@ -244,6 +244,9 @@ func (s *Server) appendRows(c *connState, t *table, data [][]byte, resp *storage
 			}
 			return resp
 		}
+		if s.take(&s.firstOnly) {
+			resp.RowErrors = resp.RowErrors[:1]
+		}
 		return withError(resp, status.Newf(codes.InvalidArgument,
 			"Errors found while processing rows. Please refer to the row_errors field for details. "+
 				"The list may not be complete because of the size limitations. Entity: %s", c.stream))

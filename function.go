@@ -28,10 +28,14 @@ import (
 	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
 )
 
+// startLog logs what keeps the function from starting: one logger, so that
+// the line each request logs meanwhile is thinned like any other.
+var startLog = newLogger(os.Stderr, slog.LevelInfo)
+
 func init() {
 	functions.HTTP("EnrichEvent", enrichEvent)
 	if err := checkDeployedConfig(os.Getenv); err != nil {
-		newLogger(os.Stderr, slog.LevelInfo).Error("EnrichEvent cannot start", "error", err)
+		startLog.Error("EnrichEvent cannot start", "error", err)
 		os.Exit(1)
 	}
 }
@@ -116,7 +120,7 @@ func Setup() error {
 func enrichEvent(w http.ResponseWriter, r *http.Request) {
 	f, err := instance()
 	if err != nil {
-		newLogger(os.Stderr, slog.LevelInfo).Error("EnrichEvent cannot start", "error", err)
+		startLog.Error("EnrichEvent cannot start", "error", err)
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}

@@ -8,8 +8,9 @@ import (
 )
 
 // A log line that repeats for every delivery during an outage, or while a
-// publisher sends bad input, is thinned out: each message is logged for a
-// burst of logBurst lines, then once each logEvery, per instance. Without
+// publisher sends bad input, is thinned out: each message (at each level)
+// is logged for a burst of logBurst lines, then once each logEvery, per
+// instance. Without
 // it, an instance taking 1,000 events a second while BigQuery is down logs
 // 1,000 ERROR lines a second, and Cloud Logging bills every one. The first
 // line logged after some were left out says how many ("suppressed").
@@ -28,11 +29,11 @@ type thinHandler struct {
 }
 
 func newThinHandler(next slog.Handler) *thinHandler {
-	return &thinHandler{Handler: next, lines: &thinLines{now: time.Now, byMessage: make(map[string]*logLimit)}}
+	return &thinHandler{Handler: next, lines: &thinLines{now: time.Now, byMessage: make(map[lineKey]*logLimit)}}
 }
 
 func (h *thinHandler) Handle(ctx context.Context, r slog.Record) error {
-	ok, suppressed := h.lines.allow(r.Message)
+	ok, suppressed := h.lines.allow(r.Level, r.Message)
 	if !ok {
 		return nil
 	}
@@ -51,26 +52,33 @@ func (h *thinHandler) WithGroup(name string) slog.Handler {
 	return &thinHandler{Handler: h.Handler.WithGroup(name), lines: h.lines}
 }
 
-// thinLines holds a token bucket per message.
+// thinLines holds a token bucket per message and level (a message logged
+// at DEBUG does not use up the tokens of its ERROR lines).
 type thinLines struct {
 	now       func() time.Time
 	mu        sync.Mutex
-	byMessage map[string]*logLimit
+	byMessage map[lineKey]*logLimit
 }
 
-// allow reports whether a line with message msg may be logged now, and if
-// so how many lines with it were left out since the last one logged.
-func (t *thinLines) allow(msg string) (bool, int) {
+type lineKey struct {
+	level slog.Level
+	msg   string
+}
+
+// allow reports whether a line with message msg at level may be logged now,
+// and if so how many such lines were left out since the last one logged.
+func (t *thinLines) allow(level slog.Level, msg string) (bool, int) {
 	now := t.now()
+	k := lineKey{level, msg}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	l := t.byMessage[msg]
+	l := t.byMessage[k]
 	if l == nil {
 		if len(t.byMessage) >= maxThinned {
 			return true, 0
 		}
 		l = &logLimit{tokens: logBurst, last: now}
-		t.byMessage[msg] = l
+		t.byMessage[k] = l
 	}
 	return l.allow(now)
 }

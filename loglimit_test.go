@@ -54,6 +54,7 @@ func TestThinHandlerByMessage(t *testing.T) {
 		log.With("table", "events").Warn("bigquery append failed", "i", i)
 	}
 	log.Error("metadata rejected")
+	log.Error("bigquery append failed") // the same message at another level
 	now = now.Add(logEvery)
 	log.Warn("bigquery append failed", "i", "last")
 	for i := range maxThinned {
@@ -71,8 +72,11 @@ func TestThinHandlerByMessage(t *testing.T) {
 		}
 		return n
 	}
-	if n := count(`"bigquery append failed"`); n != logBurst+1 {
+	if n := count(`"severity":"WARNING","message":"bigquery append failed"`); n != logBurst+1 {
 		t.Errorf("%d lines of a message logged %d times, then once a second later; want %d", n, logBurst+4, logBurst+1)
+	}
+	if n := count(`"severity":"ERROR","message":"bigquery append failed"`); n != 1 {
+		t.Errorf("the message at another level: %d lines, want 1 (a bucket of its own)", n)
 	}
 	if n := count(`"i":"last","suppressed":3`); n != 1 {
 		t.Errorf("the line after the gap does not say 3 were suppressed: %q", buf.String())

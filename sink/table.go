@@ -96,7 +96,11 @@ func (t *tableWriter[T]) flush(b *batch[T]) {
 		}
 		rowErrs, err := t.append(ctx, data)
 		if len(rowErrs) > 0 && round == maxRejectRounds {
-			err = errors.Join(fmt.Errorf("append to %s: rows still rejected after %d rounds", t.name, round), err)
+			if err != nil {
+				err = fmt.Errorf("append to %s: rows still rejected after %d rounds: %w", t.name, round, err)
+			} else {
+				err = fmt.Errorf("append to %s: rows still rejected after %d rounds", t.name, round)
+			}
 			rowErrs = nil
 		}
 		if len(rowErrs) == 0 && err == nil {

@@ -60,6 +60,17 @@ func (h *harness) serve(req *http.Request) *httptest.ResponseRecorder {
 // there must be one.
 func (h *harness) logLine(t testing.TB, msg string) map[string]any {
 	t.Helper()
+	lines := h.logLines(t, msg)
+	if len(lines) == 0 {
+		t.Fatalf("no log line %q in %q", msg, h.logs.String())
+	}
+	return lines[0]
+}
+
+// logLines returns the fields of every log line whose message is msg.
+func (h *harness) logLines(t testing.TB, msg string) []map[string]any {
+	t.Helper()
+	var lines []map[string]any
 	sc := bufio.NewScanner(bytes.NewReader(h.logs.Bytes()))
 	for sc.Scan() {
 		var line map[string]any
@@ -67,11 +78,10 @@ func (h *harness) logLine(t testing.TB, msg string) map[string]any {
 			t.Fatalf("log line %q: %v", sc.Text(), err)
 		}
 		if line["message"] == msg {
-			return line
+			lines = append(lines, line)
 		}
 	}
-	t.Fatalf("no log line %q in %q", msg, h.logs.String())
-	return nil
+	return lines
 }
 
 // output returns the rows and error records the stdout sink printed.

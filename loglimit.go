@@ -10,10 +10,10 @@ import (
 // A log line that repeats for every delivery during an outage, or while a
 // publisher sends bad input, is thinned out: each message (at each level)
 // is logged for a burst of logBurst lines, then once each logEvery, per
-// instance. Without
-// it, an instance taking 1,000 events a second while BigQuery is down logs
-// 1,000 ERROR lines a second, and Cloud Logging bills every one. The first
-// line logged after some were left out says how many ("suppressed").
+// instance. Without it, an instance taking 1,000 events a second while
+// BigQuery is down logs 1,000 ERROR lines a second, and Cloud Logging bills
+// every one. The first line logged after some were left out says how many
+// ("suppressed").
 const (
 	logBurst = 10
 	logEvery = time.Second
@@ -22,7 +22,7 @@ const (
 	maxThinned = 256
 )
 
-// thinHandler thins out the records of a slog.Handler by message.
+// thinHandler thins out the records of a slog.Handler by message and level.
 type thinHandler struct {
 	slog.Handler
 	lines *thinLines // shared by the handlers WithAttrs and WithGroup make

@@ -1,9 +1,7 @@
 package enrichevent
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -125,15 +123,8 @@ func TestRepeatedLogLinesThinned(t *testing.T) {
 				}
 			}
 			var suppressed []any
-			sc := bufio.NewScanner(bytes.NewReader(h.logs.Bytes()))
-			for sc.Scan() {
-				var line map[string]any
-				if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
-					t.Fatalf("log line %q: %v", sc.Text(), err)
-				}
-				if line["message"] == tc.msg {
-					suppressed = append(suppressed, line["suppressed"])
-				}
+			for _, line := range h.logLines(t, tc.msg) {
+				suppressed = append(suppressed, line["suppressed"])
 			}
 			if len(suppressed) != logBurst+1 || suppressed[0] != nil || suppressed[logBurst] != float64(n-logBurst) {
 				t.Errorf("%d deliveries, then one %v later: %d lines %q with suppressed %v; want %d, the last with suppressed %d",

@@ -171,7 +171,7 @@ func (c *Cache[T]) fallback(ctx context.Context, cur *Snapshot[T], rej *rejectio
 				slog.String("source", c.cfg.Source.String()),
 				slog.Int64("rejected_generation", rej.version.Generation),
 				slog.Int64("generation", v.Generation),
-				slog.String("error", rej.err.Error()))
+				slog.String("error", msg))
 			return s
 		case errors.Is(err, ErrRejected), errors.Is(err, ErrVersionGone):
 			c.logger().LogAttrs(ctx, slog.LevelWarn, "older metadata version not usable",

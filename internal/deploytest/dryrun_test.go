@@ -167,30 +167,8 @@ func TestDryRun(t *testing.T) {
 				}
 				commands = append(commands, line)
 			}
-			next := 0 // each wanted text is in this command or a later one
-			for _, want := range tc.want {
-				found := false
-				for ; next < len(commands); next++ {
-					if found = strings.Contains(commands[next], want); found {
-						break
-					}
-				}
-				if !found {
-					t.Fatalf("dry-run output has no command containing %q (after the ones before it); output:\n%s", want, stdout)
-				}
-			}
-			next = 0
-			for _, want := range tc.comments {
-				found := false
-				for ; next < len(comments); next++ {
-					if found = strings.Contains(comments[next], want); found {
-						break
-					}
-				}
-				if !found {
-					t.Fatalf("dry-run output has no comment containing %q (after the ones before it); output:\n%s", want, stdout)
-				}
-			}
+			wantInOrder(t, "command", commands, tc.want, stdout)
+			wantInOrder(t, "comment", comments, tc.comments, stdout)
 			for _, absent := range tc.absent {
 				if strings.Contains(stdout, absent) {
 					t.Errorf("dry-run output contains %q; output:\n%s", absent, stdout)
@@ -301,5 +279,24 @@ func checkNoCalls(t *testing.T, calls string) {
 	t.Helper()
 	if b, err := os.ReadFile(calls); err == nil {
 		t.Errorf("deploy.sh ran cloud CLIs:\n%s", b)
+	}
+}
+
+// wantInOrder fails t unless each of wants is in one of lines (the
+// dry-run's commands or comments, what names them), each in the same line
+// as the one before it or a later one.
+func wantInOrder(t *testing.T, what string, lines, wants []string, stdout string) {
+	t.Helper()
+	next := 0
+	for _, want := range wants {
+		found := false
+		for ; next < len(lines); next++ {
+			if found = strings.Contains(lines[next], want); found {
+				break
+			}
+		}
+		if !found {
+			t.Fatalf("dry-run output has no %s containing %q (after the ones before it); output:\n%s", what, want, stdout)
+		}
 	}
 }

@@ -89,6 +89,12 @@ func loadConfig(getenv func(string) string) (config, error) {
 		p.fail("MAX_REQUEST_BYTES", fmt.Sprintf("%d is below %d, the push envelope of the largest message Pub/Sub accepts: "+
 			"a lower limit refuses such a message on every delivery until it is dead-lettered", c.maxRequestBytes, defaultMaxRequestBytes))
 	}
+	if c.bqBatchMaxDelay > c.bqWriteTimeout/2 {
+		// The timeout runs from when a batch opens, so a batch that waits
+		// this long for rows has little or no time left for its appends:
+		// every write would fail, and every event be redelivered.
+		p.fail("BQ_BATCH_MAX_DELAY", fmt.Sprintf("%v is more than half of BQ_WRITE_TIMEOUT %v, which bounds a batch's appends from when it opens", c.bqBatchMaxDelay, c.bqWriteTimeout))
+	}
 	if c.metadataMaxStaleness < c.metadataTTL {
 		p.fail("METADATA_MAX_STALENESS", fmt.Sprintf("%v is shorter than METADATA_TTL %v", c.metadataMaxStaleness, c.metadataTTL))
 	}

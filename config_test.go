@@ -76,6 +76,7 @@ func TestLoadConfigErrorsNameTheVariable(t *testing.T) {
 		{"METADATA_TTL", "soon", "not a positive duration"},
 		{"METADATA_TTL", "-1h", "not a positive duration"},
 		{"METADATA_MAX_STALENESS", "1s", "shorter than METADATA_TTL"},
+		{"BQ_BATCH_MAX_DELAY", "20s", "more than half of BQ_WRITE_TIMEOUT 30s"},
 		{"METADATA_MAX_SHRINK", "1.5", "not a fraction"},
 		{"METADATA_MAX_SHRINK", "0", "not a fraction"},
 		{"METADATA_MISS_REFRESH_INTERVAL", "x", "not a positive duration"},
@@ -89,6 +90,7 @@ func TestLoadConfigErrorsNameTheVariable(t *testing.T) {
 		{"BQ_BATCH_MAX_ROWS", "-3", "not a positive integer"},
 		{"BQ_BATCH_MAX_DELAY", "5", "not a positive duration"},
 		{"BQ_WRITE_TIMEOUT", "forever", "not a positive duration"},
+		{"BQ_WRITE_TIMEOUT", "8ms", "more than half of BQ_WRITE_TIMEOUT 8ms"},
 		{"LOG_LEVEL", "chatty", "not one of"},
 		{"METADATA_URI", "", "is required"},
 	}

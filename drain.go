@@ -36,6 +36,7 @@ func drainOnSIGTERM(log *slog.Logger) {
 		for inFlight.Load() > 0 && time.Since(start) < drainTimeout {
 			time.Sleep(10 * time.Millisecond)
 		}
+		flushThinned(log)
 		log.Info("stopping on SIGTERM", "waited_ms", time.Since(start).Milliseconds(), "in_flight", inFlight.Load())
 		os.Exit(0)
 	}()

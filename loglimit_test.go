@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
+	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -46,14 +49,13 @@ func TestLogLimitBucket(t *testing.T) {
 func TestThinHandlerByMessage(t *testing.T) {
 	var buf bytes.Buffer
 	log := newLogger(&buf, slog.LevelInfo)
-	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
-	log.Handler().(*thinHandler).lines.now = func() time.Time { return now }
+	clock := fakeLogClock(log)
 	for i := range logBurst + 3 {
 		log.With("table", "events").Warn("bigquery append failed", "i", i)
 	}
 	log.Error("metadata rejected")
 	log.Error("bigquery append failed") // the same message at another level
-	now = now.Add(logEvery)
+	clock.now = clock.now.Add(logEvery)
 	log.Warn("bigquery append failed", "i", "last")
 	for i := range maxThinned {
 		log.Info(fmt.Sprint("line ", i))
@@ -112,11 +114,10 @@ func TestRepeatedLogLinesThinned(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := tc.newHarness(t)
-			now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
-			h.f.log.Handler().(*thinHandler).lines.now = func() time.Time { return now }
+			clock := fakeLogClock(h.f.log)
 			for i := range n + 1 {
 				if i == n {
-					now = now.Add(logEvery)
+					clock.now = clock.now.Add(logEvery)
 				}
 				if resp := h.serve(sampleRequest(t, tc.request)); resp.Code != tc.status {
 					t.Fatalf("delivery %d = %d %q, want %d", i, resp.Code, resp.Body, tc.status)
@@ -136,5 +137,119 @@ func TestRepeatedLogLinesThinned(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestThinnedLinesSummarized: the lines left out at the end of a burst are
+// counted by one summary line once the message has been quiet for
+// logEvery, not while lines keep coming; at SIGTERM (flushThinned) every
+// count left is logged at once.
+func TestThinnedLinesSummarized(t *testing.T) {
+	var buf bytes.Buffer
+	log := newLogger(&buf, slog.LevelInfo)
+	clock := fakeLogClock(log)
+	t0 := clock.now
+	for range logBurst + 5 {
+		log.Error("event not processed", "message_id", "m")
+	}
+	if len(clock.due) != 1 {
+		t.Fatalf("%d summaries scheduled after 5 lines left out, want 1", len(clock.due))
+	}
+	clock.now = t0.Add(logEvery / 2)
+	log.Error("event not processed", "message_id", "m") // still coming: a sixth left out
+	clock.now = t0.Add(logEvery)
+	clock.fire()
+	if lines := summaries(&buf); len(lines) != 0 {
+		t.Fatalf("summary while lines keep coming: %q", lines)
+	}
+	clock.now = t0.Add(logEvery * 3 / 2)
+	clock.fire()
+	lines := summaries(&buf)
+	want := `"severity":"ERROR","message":"event not processed","suppressed":6,"summary":true}`
+	if len(lines) != 1 || !strings.HasSuffix(lines[0], want) {
+		t.Fatalf("summary lines %q, want one ending %s", lines, want)
+	}
+	if len(clock.due) != 0 {
+		t.Errorf("%d summaries still scheduled with nothing left to count", len(clock.due))
+	}
+
+	buf.Reset()
+	clock.now = t0.Add(time.Hour)
+	for range logBurst + 2 {
+		log.Warn("bigquery append failed")
+	}
+	log.Info("metadata loaded")
+	flushThinned(log)
+	lines = summaries(&buf)
+	want = `"severity":"WARNING","message":"bigquery append failed","suppressed":2,"summary":true}`
+	if len(lines) != 1 || !strings.HasSuffix(lines[0], want) {
+		t.Errorf("at SIGTERM: summary lines %q, want one ending %s", lines, want)
+	}
+	clock.fire() // the summary scheduled before the flush finds nothing to count
+	if lines := summaries(&buf); len(lines) != 1 {
+		t.Errorf("a count logged twice: %q", lines)
+	}
+}
+
+// TestSIGTERMLogsThinnedCounts: the drain on SIGTERM logs the counts of
+// lines left out before the process exits. The test runs this test binary
+// again, and the child sends itself SIGTERM.
+func TestSIGTERMLogsThinnedCounts(t *testing.T) {
+	if os.Getenv("ENRICHEVENT_SIGTERM_CHILD") != "" {
+		log := newLogger(os.Stdout, slog.LevelInfo)
+		drainOnSIGTERM(log)
+		for range logBurst + 3 {
+			log.Error("event not processed", "message_id", "m")
+		}
+		if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Minute) // the drain exits
+		t.Fatal("no exit on SIGTERM")
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestSIGTERMLogsThinnedCounts$")
+	cmd.Env = append(os.Environ(), "ENRICHEVENT_SIGTERM_CHILD=1")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("child: %v, output %q", err, out)
+	}
+	var buf bytes.Buffer
+	buf.Write(out)
+	want := `"message":"event not processed","suppressed":3,"summary":true}`
+	if lines := summaries(&buf); len(lines) != 1 || !strings.HasSuffix(lines[0], want) || !strings.Contains(string(out), "stopping on SIGTERM") {
+		t.Errorf("output on SIGTERM %q; want one summary ending %s, then stopping on SIGTERM", out, want)
+	}
+}
+
+func summaries(buf *bytes.Buffer) (lines []string) {
+	for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		if strings.Contains(l, `"summary":true`) {
+			lines = append(lines, l)
+		}
+	}
+	return lines
+}
+
+// logClock stands for a thinned logger's clock and timers, so that a test
+// sets the time and runs the scheduled summaries itself.
+type logClock struct {
+	now time.Time
+	due []func()
+}
+
+func fakeLogClock(log *slog.Logger) *logClock {
+	c := &logClock{now: time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)}
+	lines := log.Handler().(*thinHandler).lines
+	lines.now = func() time.Time { return c.now }
+	lines.after = func(_ time.Duration, f func()) { c.due = append(c.due, f) }
+	return c
+}
+
+// fire runs the summaries scheduled so far.
+func (c *logClock) fire() {
+	due := c.due
+	c.due = nil
+	for _, f := range due {
+		f()
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"slices"
 	"time"
+	"unicode/utf8"
 )
 
 // Row is one enriched event, shaped like the rows table
@@ -122,7 +123,26 @@ func NewErrorRecord(env *PushEnvelope, raw []byte, err error, now time.Time) Err
 	}
 	if err != nil {
 		rec.Reason, _ = ReasonOf(err)
-		rec.ErrorMessage = err.Error()
+		rec.ErrorMessage = cutMessage(err.Error())
 	}
 	return rec
+}
+
+// maxErrorMessage bounds an error record's message: it is for people, and
+// a message may quote what the request carried (a CloudEvent's type comes
+// from a header of up to 1 MB), which the payload column already holds.
+const maxErrorMessage = 4 << 10
+
+// cutMessage cuts msg to at most maxErrorMessage bytes, at a character
+// boundary, and says so.
+func cutMessage(msg string) string {
+	if len(msg) <= maxErrorMessage {
+		return msg
+	}
+	const note = " … (cut)"
+	n := maxErrorMessage - len(note)
+	for n > 0 && !utf8.RuneStart(msg[n]) {
+		n--
+	}
+	return msg[:n] + note
 }

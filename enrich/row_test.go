@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -131,6 +132,9 @@ func TestNewErrorRecord(t *testing.T) {
 			Reason: ReasonInvalidEnvelope, ErrorMessage: "invalid_envelope: push envelope: bad"}},
 		{"not a permanent error", &PushEnvelope{}, []byte("x"), errors.New("boom"), ErrorRecord{
 			Timestamp: now.UTC(), Payload: []byte("x"), ErrorMessage: "boom"}},
+		{"a long message cut", &PushEnvelope{}, []byte("x"), Permanent(ReasonWrongEventType, "types %q", strings.Repeat("é", 3000)), ErrorRecord{
+			Timestamp: now.UTC(), Payload: []byte("x"), Reason: ReasonWrongEventType,
+			ErrorMessage: "wrong_event_type: types \"" + strings.Repeat("é", (maxErrorMessage-len(" … (cut)")-len("wrong_event_type: types \""))/2) + " … (cut)"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -3,6 +3,7 @@ package enrichevent
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -34,13 +35,25 @@ func isCloudEvent(h http.Header) bool {
 // for why not functions.CloudEvent), and returns it with its data. A
 // binary event's attributes are in the headers and its data is body, so
 // the SDK reads only the headers; a structured event is all in body.
-func readCloudEvent(msg *cehttp.Message, enc binding.Encoding, body []byte) (*event.Event, []byte, error) {
+// The SDK is library code reading what a caller sent: a panic in it is
+// this request's error, so that the request becomes an error record
+// rather than a crash on every delivery.
+func readCloudEvent(msg *cehttp.Message, enc binding.Encoding, body []byte) (ev *event.Event, data []byte, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			ev, data, err = nil, nil, fmt.Errorf("the CloudEvents SDK failed on this request: %v", p)
+		}
+	}()
 	if enc == binding.EncodingBinary {
-		ev, err := readBinaryEvent(msg)
+		if _, ok := msg.Header["Ce-"]; ok {
+			// sdk-go (v2.16.2) reads past the end of this name.
+			return nil, nil, errors.New(`a "ce-" header names no attribute`)
+		}
+		ev, err = readBinaryEvent(msg)
 		return ev, body, err
 	}
 	msg.BodyReader = io.NopCloser(bytes.NewReader(body))
-	ev, err := binding.ToEvent(context.Background(), msg)
+	ev, err = binding.ToEvent(context.Background(), msg)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+
 	"github.com/devicestream/enrichevent/enrich"
 )
 
@@ -220,21 +222,42 @@ func TestSampleRequests(t *testing.T) {
 // TestCloudEventHeaderErrorKeepsTheMessage: a binary CloudEvent whose
 // headers the SDK refuses is an error record, which still carries what
 // its body, a push envelope, says: the message id, attributes and payload.
+// A header named only "ce-", on which sdk-go panics, is one of them.
 func TestCloudEventHeaderErrorKeepsTheMessage(t *testing.T) {
-	h := newHarness(t, nil, nil)
+	for _, tc := range []struct{ header, value, want string }{
+		{"Ce-Time", "2026-11-24 08:00:00Z", "time"}, // not RFC 3339
+		{"Ce-", "x", `a "ce-" header names no attribute`},
+	} {
+		t.Run(tc.header, func(t *testing.T) {
+			h := newHarness(t, nil, nil)
+			req := sampleRequest(t, "eventarc_binary.http")
+			req.Header[tc.header] = []string{tc.value}
+			if resp := h.serve(req); resp.Code != http.StatusNoContent {
+				t.Fatalf("POST = %d %q, want 204", resp.Code, resp.Body)
+			}
+			rows, recs := h.output(t)
+			if len(rows) != 0 || len(recs) != 1 {
+				t.Fatalf("wrote %d rows, %d error records; want 0, 1", len(rows), len(recs))
+			}
+			r := recs[0]
+			if r.Reason != enrich.ReasonInvalidEnvelope || r.MessageID != "1002" || r.Attributes["origin"] != "headset" ||
+				!strings.Contains(string(r.Payload), `"device_id":"vr-0002"`) || !strings.Contains(r.ErrorMessage, tc.want) {
+				t.Errorf("error record = %+v, want invalid_envelope saying %q, with message id 1002, origin=headset and the event as payload", r, tc.want)
+			}
+		})
+	}
+}
+
+// TestCloudEventSDKPanicIsAnError: a panic in sdk-go while it reads a
+// request is that request's error, not a crash (here a header with no
+// value, which net/http never makes, so that the SDK's v[0] panics).
+func TestCloudEventSDKPanicIsAnError(t *testing.T) {
 	req := sampleRequest(t, "eventarc_binary.http")
-	req.Header.Set("Ce-Time", "2026-11-24 08:00:00Z") // not RFC 3339
-	if resp := h.serve(req); resp.Code != http.StatusNoContent {
-		t.Fatalf("POST = %d %q, want 204", resp.Code, resp.Body)
-	}
-	rows, recs := h.output(t)
-	if len(rows) != 0 || len(recs) != 1 {
-		t.Fatalf("wrote %d rows, %d error records; want 0, 1", len(rows), len(recs))
-	}
-	r := recs[0]
-	if r.Reason != enrich.ReasonInvalidEnvelope || r.MessageID != "1002" || r.Attributes["origin"] != "headset" ||
-		!strings.Contains(string(r.Payload), `"device_id":"vr-0002"`) {
-		t.Errorf("error record = %+v, want invalid_envelope with message id 1002, origin=headset and the event as payload", r)
+	req.Header["Ce-Foo"] = []string{}
+	msg := cehttp.NewMessage(req.Header, nil)
+	ev, _, err := readCloudEvent(msg, msg.ReadEncoding(), []byte("{}"))
+	if ev != nil || err == nil || !strings.Contains(err.Error(), "the CloudEvents SDK failed on this request: runtime error") {
+		t.Errorf("readCloudEvent = %v, %v; want the SDK's panic as an error", ev, err)
 	}
 }
 

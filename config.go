@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/devicestream/enrichevent/cache"
 )
 
 // config is the function's whole configuration, read once from the
@@ -40,8 +42,11 @@ type config struct {
 // defaultMaxRequestBytes admits the push envelope of the largest message
 // Pub/Sub accepts: 10 MB of data is 13.3 MB in base64, and its attributes
 // (100 of up to 1,280 bytes) may take up to six times their size as
-// escaped JSON. Cloud Run accepts requests of up to 32 MiB.
+// escaped JSON.
 const defaultMaxRequestBytes = 16 << 20
+
+// maxCloudRunRequest is the largest request Cloud Run accepts (HTTP/1).
+const maxCloudRunRequest = 32 << 20
 
 // loadConfig reads the configuration through getenv (os.Getenv outside
 // tests). Every problem is reported, each naming its variable.
@@ -70,6 +75,8 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	if c.metadataURI == "" {
 		p.fail("METADATA_URI", "is required: gs://bucket/object or a local path")
+	} else if _, _, ok := cache.ParseGCSURI(c.metadataURI); !ok && strings.HasPrefix(c.metadataURI, "gs://") {
+		p.fail("METADATA_URI", fmt.Sprintf("%q is not gs://bucket/object", c.metadataURI))
 	}
 	if table := p.str("BQ_TABLE", ""); table != "" {
 		parts := strings.Split(table, ".")
@@ -81,9 +88,18 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	if strings.ContainsAny(c.bqErrorTable, ".:/") {
 		p.fail("BQ_ERROR_TABLE", fmt.Sprintf("%q is not a table id: the error-records table is in BQ_TABLE's dataset, so give its id only, such as events_errors", c.bqErrorTable))
+	} else if c.bqErrorTable != "" && c.bqErrorTable == c.bqTable {
+		p.fail("BQ_ERROR_TABLE", fmt.Sprintf("%q is BQ_TABLE's own table: error records need a table of their own", c.bqErrorTable))
+	}
+	if c.onCloudRun && c.bqTable == "" {
+		p.fail("BQ_TABLE", "is required on Cloud Run: without it rows are only printed to the log")
 	}
 	if c.project == "" {
 		c.project = c.bqProject
+	}
+	if c.maxRequestBytes > maxCloudRunRequest {
+		p.fail("MAX_REQUEST_BYTES", fmt.Sprintf("%d is over %d, the largest request Cloud Run accepts: "+
+			"a larger limit only lets more large bodies in at once, in the same memory", c.maxRequestBytes, maxCloudRunRequest))
 	}
 	if c.maxRequestBytes < defaultMaxRequestBytes {
 		p.fail("MAX_REQUEST_BYTES", fmt.Sprintf("%d is below %d, the push envelope of the largest message Pub/Sub accepts: "+

@@ -93,6 +93,9 @@ func TestLoadConfigErrorsNameTheVariable(t *testing.T) {
 		{"BQ_WRITE_TIMEOUT", "8ms", "more than half of BQ_WRITE_TIMEOUT 8ms"},
 		{"LOG_LEVEL", "chatty", "not one of"},
 		{"METADATA_URI", "", "is required"},
+		{"METADATA_URI", "gs://device-metadata", "not gs://bucket/object"},
+		{"METADATA_URI", "gs://device-metadata/", "not gs://bucket/object"},
+		{"MAX_REQUEST_BYTES", "67108864", "over 33554432, the largest request Cloud Run accepts"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
@@ -111,5 +114,34 @@ func TestLoadConfigReportsEveryBadVariable(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("loadConfig error %v does not name %s", err, name)
 		}
+	}
+}
+
+// TestDeployedConfigCheckCoversBuildErrors: on Cloud Run, a configuration
+// that could never build the function fails at start (checkDeployedConfig),
+// not on the first request: that request's 500 would come after the new
+// revision took the traffic. Each case once passed the check.
+func TestDeployedConfigCheckCoversBuildErrors(t *testing.T) {
+	for _, tc := range []struct {
+		vars map[string]string
+		want string
+	}{
+		{map[string]string{"METADATA_URI": "gs://device-metadata", "BQ_TABLE": "p.d.events"}, "METADATA_URI"},
+		{map[string]string{"METADATA_URI": "testdata/devices.csv", "BQ_TABLE": "p.d.events", "BQ_ERROR_TABLE": "events"}, "BQ_ERROR_TABLE \"events\" is BQ_TABLE's own table"},
+		{map[string]string{"METADATA_URI": "testdata/devices.csv"}, "BQ_TABLE is required on Cloud Run"},
+	} {
+		getenv := func(k string) string {
+			if k == "K_SERVICE" {
+				return "enrich-event"
+			}
+			return tc.vars[k]
+		}
+		if err := checkDeployedConfig(getenv); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v on Cloud Run: start-up check %v, want an error saying %q", tc.vars, err, tc.want)
+		}
+	}
+	// Off Cloud Run, rows may go to stdout.
+	if _, err := loadConfig(env(map[string]string{"METADATA_URI": "testdata/devices.csv"})); err != nil {
+		t.Errorf("no BQ_TABLE off Cloud Run: %v", err)
 	}
 }

@@ -497,9 +497,14 @@ for pair in ${EXTRA_ENV[@]+"${EXTRA_ENV[@]}"}; do
 	[[ $pair =~ ^[A-Z_][A-Z0-9_]*= ]] || die "--env wants KEY=VALUE, not '$pair'"
 	key=${pair%%=*}
 	case $key in
-	METADATA_URI | METADATA_TTL | METADATA_MAX_STALENESS | METADATA_MAX_SHRINK | METADATA_SHRINK_WAIT | \
+	# The script creates, and grants the function access to, what these
+	# name: another value would leave the function without its data.
+	METADATA_URI) die "--env METADATA_URI: pass --bucket and --object instead, so that the function may read the object" ;;
+	BQ_TABLE) die "--env BQ_TABLE: pass --dataset and --table instead, so that the tables exist and the function may write them" ;;
+	BQ_ERROR_TABLE) die "--env BQ_ERROR_TABLE: pass --error-table instead, so that the table exists and the function may write it" ;;
+	METADATA_TTL | METADATA_MAX_STALENESS | METADATA_MAX_SHRINK | METADATA_SHRINK_WAIT | \
 		METADATA_MISS_REFRESH_INTERVAL | DEVICE_ID_FIELD | EVENT_TIME_FIELD | \
-		MAX_PAYLOAD_BYTES | MAX_REQUEST_BYTES | BQ_TABLE | BQ_ERROR_TABLE | \
+		MAX_PAYLOAD_BYTES | MAX_REQUEST_BYTES | \
 		BQ_BATCH_MAX_ROWS | BQ_BATCH_MAX_DELAY | BQ_WRITE_TIMEOUT | LOG_LEVEL | \
 		GOOGLE_CLOUD_PROJECT | GOMEMLIMIT | GOGC) ;; # the last two are the Go runtime's
 	*) note "warning: --env $key is not a setting the function reads" ;;

@@ -70,7 +70,7 @@ func TestBadConfigurationFailsTheDeploy(t *testing.T) {
 		fail bool
 	}{
 		{[]string{"K_SERVICE=enrich-event", "METADATA_URI=gs://b/devices.csv", "METADATA_TTL=48h"}, true},
-		{[]string{"K_SERVICE=enrich-event", "METADATA_URI=gs://b/devices.csv"}, false},
+		{[]string{"K_SERVICE=enrich-event", "METADATA_URI=gs://b/devices.csv", "BQ_TABLE=p.d.events"}, false},
 		{[]string{"METADATA_TTL=48h"}, false}, // not on Cloud Run: read on first use
 	} {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestBadConfigurationFailsTheDeploy$")

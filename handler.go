@@ -3,6 +3,7 @@ package enrichevent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -122,7 +123,8 @@ func (f *function) record(ctx context.Context, env *enrich.PushEnvelope, body []
 	}
 	rec := enrich.NewErrorRecord(env, raw, cause, f.now())
 	if err := f.sink.WriteErrors(ctx, []enrich.ErrorRecord{rec}); err != nil {
-		return err
+		// Say why it needed a record: it is dead-lettered if this lasts.
+		return fmt.Errorf("store the error record of a poison message (%s): %w", rec.Reason, err)
 	}
 	f.log.Warn("poison message recorded in the error-records table", "reason", rec.Reason, "error", cause,
 		"message_id", env.Message.MessageID, "subscription", env.Subscription, traceAttr(f.project, r))

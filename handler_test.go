@@ -381,16 +381,20 @@ type failingWriter struct{}
 func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
 
 // TestSinkFailureAnswers500: when the row or the error record cannot be
-// written, the message is not acknowledged.
+// written, the message is not acknowledged, and the log line says why; for
+// a poison message, also why it needed a record.
 func TestSinkFailureAnswers500(t *testing.T) {
-	for _, file := range []string{"push.http", "bad_not_json.http"} {
-		t.Run(file, func(t *testing.T) {
+	for _, tc := range []struct{ file, want string }{
+		{"push.http", "disk full"},
+		{"bad_not_json.http", "store the error record of a poison message (invalid_json): stdout sink: disk full"},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
 			h := newHarness(t, nil, failingWriter{})
-			if resp := h.serve(sampleRequest(t, file)); resp.Code != http.StatusInternalServerError {
-				t.Errorf("POST %s with a failing sink = %d, want 500", file, resp.Code)
+			if resp := h.serve(sampleRequest(t, tc.file)); resp.Code != http.StatusInternalServerError {
+				t.Errorf("POST %s with a failing sink = %d, want 500", tc.file, resp.Code)
 			}
-			if !strings.Contains(h.logs.String(), "disk full") {
-				t.Errorf("log %q does not carry the sink's error", h.logs.String())
+			if line := h.logLine(t, "event not processed, Pub/Sub will redeliver it"); !strings.Contains(fmt.Sprint(line["error"]), tc.want) {
+				t.Errorf("log line %v does not say %q", line, tc.want)
 			}
 		})
 	}

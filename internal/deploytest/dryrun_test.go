@@ -126,8 +126,8 @@ func TestDryRun(t *testing.T) {
 		want: []string{"'--set-env-vars=^|^METADATA_URI=gs://proj-1-device-metadata/devices.csv|BQ_TABLE=proj-1.device_events.events|GOMEMLIMIT=409MiB|DEVICE_ID_FIELD=a,b'"},
 	}, {
 		name: "env replaces a default",
-		args: []string{"--project=proj-1", "--dry-run", "--env=METADATA_TTL=5m", "--env=METADATA_URI=gs://other/devices.json"},
-		want: []string{"--set-env-vars=BQ_TABLE=proj-1.device_events.events,GOMEMLIMIT=409MiB,METADATA_TTL=5m,METADATA_URI=gs://other/devices.json "},
+		args: []string{"--project=proj-1", "--dry-run", "--env=METADATA_TTL=5m", "--env=GOMEMLIMIT=300MiB"},
+		want: []string{"--set-env-vars=METADATA_URI=gs://proj-1-device-metadata/devices.csv,BQ_TABLE=proj-1.device_events.events,METADATA_TTL=5m,GOMEMLIMIT=300MiB "},
 	}, {
 		name: "memory limit follows --memory",
 		args: []string{"--project=proj-1", "--dry-run", "--memory=1Gi"},
@@ -203,6 +203,9 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--project=p", "--upload-metadata=" + filepath.Join(root, "testdata/devices.json")}, "is json but --object devices.csv is read as csv"},
 		{[]string{"--project=p", "--upload-metadata=" + filepath.Join(root, "testdata/devices.json"), "--object=meta/d.ndjson.gz"}, "pass --object=meta/devices.json"},
 		{[]string{"--project=p", "--env=lower=x"}, "--env wants KEY=VALUE"},
+		{[]string{"--project=p", "--env=METADATA_URI=gs://other/devices.csv"}, "--env METADATA_URI: pass --bucket and --object instead"},
+		{[]string{"--project=p", "--env=BQ_TABLE=p.d.t"}, "--env BQ_TABLE: pass --dataset and --table instead"},
+		{[]string{"--project=p", "--env=BQ_ERROR_TABLE=poison"}, "--env BQ_ERROR_TABLE: pass --error-table instead"},
 		{[]string{"--project=p", "--memory=lots"}, "--memory must be a size such as 512Mi"},
 		{[]string{"--project=p", "--memory=0"}, "--memory must be a size such as 512Mi"},
 		{[]string{"--project=p", "--frobnicate"}, "unknown flag: --frobnicate"},

@@ -13,8 +13,8 @@
 // keeps that passes, if it keeps any (History). A rejected version is not
 // downloaded again while the source holds it: a check that finds it keeps
 // the value as current (the source answers, and has nothing better), except
-// that a version rejected only for shrinking is accepted once it has stayed
-// ShrinkWait. Past MaxStaleness, Get checks the source before it answers
+// that a version rejected only for shrinking is accepted once the source
+// has stayed shrunk for ShrinkWait (new versions of the cut included). Past MaxStaleness, Get checks the source before it answers
 // (one check shared by concurrent callers) and fails with ErrStale if that
 // fails or is backing off. A background refresh is paced: it sleeps between
 // reads so that its parse takes at most Config.RefreshShare of its time and
@@ -95,7 +95,9 @@ type Config[T any] struct {
 	Describe func(T) []slog.Attr
 
 	// TTL is the age (since the last good load or check) after which a Get
-	// starts a background refresh. Default 1h; never above MaxStaleness.
+	// starts a background refresh. Default 1h; at most half of
+	// MaxStaleness, so that there is time for a background refresh (and
+	// its retries) before requests must wait for one.
 	TTL time.Duration
 	// MaxStaleness is the age past which Get returns an error wrapping
 	// ErrStale. Default 24h.
@@ -106,7 +108,8 @@ type Config[T any] struct {
 	MaxShrink float64
 	// ShrinkWait is how long a version rejected only for shrinking past
 	// MaxShrink must stay the source's version before a refresh accepts
-	// it: a file cut short by mistake is usually replaced sooner, and a
+	// it, counted from the first of such versions in a row (an export job
+	// may write the cut again meanwhile): a file cut short by mistake is usually replaced sooner, and a
 	// deliberate cut needs no other action. Default 1h.
 	ShrinkWait time.Duration
 	// MissInterval bounds Miss to one early version check per interval.
@@ -144,9 +147,9 @@ type Cache[T any] struct {
 	cold       singleflight.Group          // the first load
 	coldErr    atomic.Pointer[coldFailure] // the last failed first load
 	refreshing atomic.Bool                 // a background refresh is running
-	retryAt    atomic.Int64                // unix ns: no refresh starts before (backoff)
+	retryAt    atomic.Pointer[time.Time]   // no refresh starts before (backoff); nil: none
 	failStreak atomic.Int64                // consecutive failed loads
-	lastMiss   atomic.Int64                // unix ns of the last check started by Miss
+	lastMiss   atomic.Pointer[time.Time]   // the last check started by Miss; nil: none
 	lastErr    atomic.Pointer[string]      // the last failure, until a success
 	rejected   atomic.Pointer[rejection]   // the last version rejected, until a success
 
@@ -182,7 +185,7 @@ func New[T any](cfg Config[T]) *Cache[T] {
 	setDefault(&cfg.FirstLoadTimeout, defaultFirstLoad)
 	setDefault(&cfg.Backoff, defaultBackoff)
 	setDefault(&cfg.RefreshShare, defaultRefreshShare)
-	cfg.TTL = min(cfg.TTL, cfg.MaxStaleness)
+	cfg.TTL = min(cfg.TTL, cfg.MaxStaleness/2)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -227,11 +230,17 @@ func (c *Cache[T]) Get(ctx context.Context) (*Snapshot[T], error) {
 // its ctx is done. Backing off after a failure, or while a background
 // refresh runs, it fails at once with ErrStale.
 func (c *Cache[T]) renew(ctx context.Context, s *Snapshot[T], age time.Duration) (*Snapshot[T], error) {
-	if c.cfg.Now().UnixNano() < c.retryAt.Load() {
+	if c.backingOff(c.cfg.Now()) {
 		return nil, c.staleError(age)
 	}
 	c.begin()
 	ch := c.cold.DoChan("renew", func() (any, error) {
+		// singleflight merges only overlapping calls: a caller that
+		// checked the backoff before a flight failed may start the next
+		// one after it, which must not try the source again at once.
+		if c.backingOff(c.cfg.Now()) {
+			return nil, errRefreshing
+		}
 		if !c.refreshing.CompareAndSwap(false, true) {
 			return nil, errRefreshing
 		}
@@ -255,7 +264,8 @@ func (c *Cache[T]) renew(ctx context.Context, s *Snapshot[T], age time.Duration)
 }
 
 // errRefreshing is what renew's flight reports when a background refresh
-// is already running: the caller answers ErrStale.
+// is already running, or a failed one is backing off: the caller answers
+// ErrStale.
 var errRefreshing = errors.New("cache: a refresh is running")
 
 // load performs the first load, shared by concurrent callers.
@@ -266,9 +276,13 @@ func (c *Cache[T]) load(ctx context.Context) (*Snapshot[T], error) {
 	c.begin()
 	ch := c.cold.DoChan("load", func() (any, error) {
 		// singleflight merges only overlapping calls: a flight that
-		// starts just after another published must not load again.
+		// starts just after another published must not load again, nor
+		// one that starts just after another failed.
 		if s := c.cur.Load(); s != nil {
 			return s, nil
+		}
+		if f := c.coldErr.Load(); f != nil && c.cfg.Now().Sub(f.at) < coldRetryInterval {
+			return nil, f.err
 		}
 		return c.refresh(ctx, nil, false)
 	})
@@ -296,10 +310,11 @@ func (c *Cache[T]) Miss() {
 	}
 	now := c.cfg.Now()
 	last := c.lastMiss.Load()
-	if now.Sub(s.CheckedAt) < c.cfg.MissInterval || now.UnixNano()-last < int64(c.cfg.MissInterval) {
+	if now.Sub(s.CheckedAt) < c.cfg.MissInterval || last != nil && now.Sub(*last) < c.cfg.MissInterval {
 		return
 	}
-	if c.lastMiss.CompareAndSwap(last, now.UnixNano()) {
+	at := now // on the heap only past the checks
+	if c.lastMiss.CompareAndSwap(last, &at) {
 		c.startRefresh(context.Background(), c.cfg.MissInterval)
 	}
 }
@@ -327,6 +342,15 @@ func (c *Cache[T]) end() {
 		c.idle.Broadcast()
 	}
 	c.mu.Unlock()
+}
+
+// backingOff reports whether a failed refresh's backoff lasts at now. The
+// instants the cache keeps are time.Time values, compared on the monotonic
+// clock: a wall clock stepped back must not hold a backoff (and the
+// requests of a stale value) for the length of the step.
+func (c *Cache[T]) backingOff(now time.Time) bool {
+	r := c.retryAt.Load()
+	return r != nil && now.Before(*r)
 }
 
 func (c *Cache[T]) staleError(age time.Duration) error {

@@ -34,3 +34,10 @@ func SetGCSStatTimeout(t *testing.T, d time.Duration) {
 	gcsStatTimeout = d
 	t.Cleanup(func() { gcsStatTimeout = old })
 }
+
+// HoldRunning locks the mutex that begin and end take, until the returned
+// func is called: a Get that has passed its checks waits there.
+func HoldRunning[T any](c *Cache[T]) (release func()) {
+	c.mu.Lock()
+	return c.mu.Unlock
+}

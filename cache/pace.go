@@ -46,6 +46,11 @@ type pacer struct {
 	share float64
 	clock func() time.Time
 	sleep func(time.Duration) // returns early once the refresh is over (sleepCtx)
+	// budget is the most it sleeps in all (0: no bound), so that a
+	// refresh stalled at every step (each charged maxStepWork) still ends
+	// well within its timeout: 3,100 reads of a million devices would
+	// otherwise earn ten minutes of sleep.
+	budget time.Duration
 
 	mark  time.Time     // when the last Read returned; zero before the first
 	owed  time.Duration // sleep earned and not yet taken
@@ -79,8 +84,14 @@ func (p *pacer) pace() {
 	work := min(p.clock().Sub(p.mark), maxStepWork)
 	p.owed += time.Duration(float64(work) * (1 - p.share) / p.share)
 	if p.owed >= minPause {
-		p.sleep(p.owed)
-		p.slept += p.owed
+		d := p.owed
+		if p.budget > 0 {
+			d = min(d, p.budget-p.slept)
+		}
+		if d > 0 {
+			p.sleep(d)
+			p.slept += d
+		}
 		p.owed = 0
 	}
 }

@@ -114,6 +114,26 @@ func TestPacerDoesNotChargeAStall(t *testing.T) {
 	}
 }
 
+// TestPacerSleepIsBounded: a refresh stalled at every step sleeps at most
+// its budget in all (half the load timeout), so that it still ends within
+// the timeout.
+func TestPacerSleepIsBounded(t *testing.T) {
+	now := time.Unix(0, 0)
+	var slept time.Duration
+	p := &pacer{r: bytes.NewReader(make([]byte, 100*paceChunk)), share: 0.1, clock: func() time.Time { return now },
+		sleep: func(d time.Duration) { slept += d; now = now.Add(d) }, budget: time.Second}
+	buf := make([]byte, paceChunk)
+	for {
+		if _, err := p.Read(buf); err == io.EOF {
+			break
+		}
+		now = now.Add(time.Minute) // stalled
+	}
+	if slept != time.Second || p.slept != time.Second {
+		t.Errorf("slept %v (counted %v) over 100 stalled steps with a budget of 1s, want 1s", slept, p.slept)
+	}
+}
+
 // TestPaceSleepEndsWithTheRefresh: the pacer's sleep returns when the
 // refresh's context is done, so a refresh that times out does not go on
 // sleeping.

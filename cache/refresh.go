@@ -15,12 +15,12 @@ import (
 // The checks are repeated after winning the flag, so callers that all saw
 // the same expired snapshot start exactly one refresh.
 func (c *Cache[T]) startRefresh(ctx context.Context, minAge time.Duration) bool {
-	if c.cfg.Now().UnixNano() < c.retryAt.Load() || !c.refreshing.CompareAndSwap(false, true) {
+	if c.backingOff(c.cfg.Now()) || !c.refreshing.CompareAndSwap(false, true) {
 		return false
 	}
 	now := c.cfg.Now()
 	cur := c.cur.Load()
-	if now.UnixNano() < c.retryAt.Load() || now.Sub(cur.CheckedAt) < minAge {
+	if c.backingOff(now) || now.Sub(cur.CheckedAt) < minAge {
 		c.refreshing.Store(false)
 		return false
 	}
@@ -98,7 +98,8 @@ func (c *Cache[T]) update(ctx context.Context, cur *Snapshot[T], paced bool) (*S
 		if cur != nil && v.Same(cur.Version) {
 			return c.confirm(ctx, cur), nil
 		}
-		rej := c.rejected.Load()
+		prev := c.rejected.Load()
+		rej := prev
 		if rej != nil && !v.Same(rej.version) {
 			rej = nil
 		}
@@ -109,14 +110,27 @@ func (c *Cache[T]) update(ctx context.Context, cur *Snapshot[T], paced bool) (*S
 			}
 			return c.stillRejected(ctx, cur, rej)
 		}
-		s, err := c.fetch(ctx, cur, v, acceptShrink, paced)
+		var held time.Duration
+		if acceptShrink {
+			held = c.cfg.Now().Sub(rej.at)
+		}
+		s, err := c.fetch(ctx, cur, v, held, paced)
 		if attempt == 1 && errors.Is(err, ErrVersionGone) {
 			continue
 		}
 		if errors.Is(err, ErrRejected) && rej == nil {
 			now := c.cfg.Now()
 			rej = &rejection{version: v, err: err, at: now, shrink: errors.Is(err, errShrunk)}
-			rej.logged.Store(now.UnixNano()) // by fail, as "metadata rejected", or by fallback
+			if rej.shrink && prev != nil && prev.shrink && cur != nil && prev.against.Same(cur.Version) {
+				// A new version of the same cut (an export job that runs
+				// more often than ShrinkWait): the cut has stayed since
+				// the first, and is accepted ShrinkWait after it.
+				rej.at = prev.at
+			}
+			if cur != nil {
+				rej.against = cur.Version
+			}
+			rej.logged.Store(&now) // by fail, as "metadata rejected", or by fallback
 			c.rejected.Store(rej)
 			if s := c.fallback(ctx, cur, rej, paced); s != nil {
 				return s, nil
@@ -146,11 +160,12 @@ const maxFallbacks = 3
 // the warm instances have, kept until the next upload.
 func (c *Cache[T]) fallback(ctx context.Context, cur *Snapshot[T], rej *rejection, paced bool) *Snapshot[T] {
 	h, ok := c.cfg.Source.(History)
-	if cur != nil || !ok || rej.noFallback.Load() || c.cfg.Now().UnixNano() < rej.fallbackAt.Load() {
+	if at := rej.fallbackAt.Load(); cur != nil || !ok || rej.noFallback.Load() || at != nil && c.cfg.Now().Before(*at) {
 		return nil
 	}
 	unavailable := func(err error, attrs ...slog.Attr) {
-		rej.fallbackAt.Store(c.cfg.Now().Add(c.cfg.Backoff).UnixNano())
+		at := c.cfg.Now().Add(c.cfg.Backoff)
+		rej.fallbackAt.Store(&at)
 		attrs = append(attrs, slog.String("source", c.cfg.Source.String()),
 			slog.String("error", err.Error()), slog.String("retry_in", c.cfg.Backoff.String()))
 		c.logger().LogAttrs(ctx, slog.LevelWarn, "metadata history unavailable", attrs...)
@@ -161,7 +176,7 @@ func (c *Cache[T]) fallback(ctx context.Context, cur *Snapshot[T], rej *rejectio
 		return nil
 	}
 	for _, v := range older {
-		s, err := c.fetch(ctx, nil, v, false, paced)
+		s, err := c.fetch(ctx, nil, v, 0, paced)
 		switch {
 		case err == nil:
 			c.rejected.Store(rej) // publish cleared it
@@ -192,15 +207,18 @@ func (c *Cache[T]) fallback(ctx context.Context, cur *Snapshot[T], rej *rejectio
 type rejection struct {
 	version Version
 	err     error
-	at      time.Time    // when this version was first rejected
-	shrink  bool         // by the shrink guard only: accepted once it has stayed ShrinkWait
-	logged  atomic.Int64 // unix ns of its last ERROR line
+	// at is when this version was first rejected; for a shrink that
+	// follows another of the same value (against), when that one was.
+	at      time.Time
+	against Version                   // the current value's version then; zero for a first load
+	shrink  bool                      // by the shrink guard only: accepted once it has stayed ShrinkWait
+	logged  atomic.Pointer[time.Time] // its last ERROR line
 	// noFallback: no older version passed (or there is none), so a first
 	// load retried while this version stays does not look again.
 	noFallback atomic.Bool
-	// fallbackAt: unix ns before which a first load does not look for an
-	// older version again, after a passing failure.
-	fallbackAt atomic.Int64
+	// fallbackAt: before it, a first load does not look for an older
+	// version again, after a passing failure; nil: none.
+	fallbackAt atomic.Pointer[time.Time]
 }
 
 // errStillRejected marks the error of a first load that found the source
@@ -222,7 +240,7 @@ func (c *Cache[T]) stillRejected(ctx context.Context, cur *Snapshot[T], rej *rej
 	s.CheckedAt = c.cfg.Now()
 	c.cur.Store(&s) // not publish: the rejection stays the last error
 	c.failStreak.Store(0)
-	c.retryAt.Store(0)
+	c.retryAt.Store(nil)
 	c.checks.Add(1)
 	attrs := []slog.Attr{
 		slog.String("source", c.cfg.Source.String()),
@@ -235,7 +253,7 @@ func (c *Cache[T]) stillRejected(ctx context.Context, cur *Snapshot[T], rej *rej
 		attrs = append(attrs, slog.String("accepted_in", (c.cfg.ShrinkWait-s.CheckedAt.Sub(rej.at)).String()))
 	}
 	level := slog.LevelDebug
-	if last := rej.logged.Load(); s.CheckedAt.UnixNano()-last >= int64(c.cfg.TTL) && rej.logged.CompareAndSwap(last, s.CheckedAt.UnixNano()) {
+	if last := rej.logged.Load(); s.CheckedAt.Sub(*last) >= c.cfg.TTL && rej.logged.CompareAndSwap(last, &s.CheckedAt) {
 		level = slog.LevelError
 	}
 	c.logger().LogAttrs(ctx, level, "metadata still rejected", attrs...)
@@ -256,24 +274,26 @@ func (c *Cache[T]) confirm(ctx context.Context, cur *Snapshot[T]) *Snapshot[T] {
 }
 
 // fetch downloads and parses version v, checks it against the guard (its
-// shrink limit too, unless acceptShrink) and publishes it.
-func (c *Cache[T]) fetch(ctx context.Context, cur *Snapshot[T], v Version, acceptShrink, paced bool) (*Snapshot[T], error) {
+// shrink limit too, unless v shrank and has been held for shrinkHeld) and
+// publishes it.
+func (c *Cache[T]) fetch(ctx context.Context, cur *Snapshot[T], v Version, shrinkHeld time.Duration, paced bool) (*Snapshot[T], error) {
 	start := time.Now()
 	value, n, paused, err := c.download(ctx, v, paced)
 	if err != nil {
 		return nil, err
 	}
 	size := c.size(value)
-	if acceptShrink {
+	against := cur
+	if shrinkHeld > 0 {
 		c.logger().LogAttrs(ctx, slog.LevelWarn, "metadata shrink accepted",
 			slog.String("source", c.cfg.Source.String()),
 			slog.Int64("generation", v.Generation),
 			slog.Int("size", size),
 			slog.Int("previous_size", cur.size),
-			slog.String("held_for", c.cfg.ShrinkWait.String()))
-		cur = nil // the guard checks only that it has entries
+			slog.String("held_for", shrinkHeld.String()))
+		against = nil // the guard checks only that it has entries
 	}
-	if err := c.guard(cur, v, size); err != nil {
+	if err := c.guard(against, v, size); err != nil {
 		c.rejections.Add(1)
 		return nil, err
 	}
@@ -321,7 +341,7 @@ func (c *Cache[T]) download(ctx context.Context, v Version, paced bool) (value T
 	var p *pacer
 	if paced && c.cfg.RefreshShare < 1 {
 		sleep := func(d time.Duration) { c.sleep(ctx, d) }
-		p = &pacer{r: counted, share: c.cfg.RefreshShare, clock: c.clock, sleep: sleep}
+		p = &pacer{r: counted, share: c.cfg.RefreshShare, clock: c.clock, sleep: sleep, budget: c.cfg.LoadTimeout / 2}
 		r = p
 	}
 	value, err = c.parse(r, v)
@@ -383,7 +403,7 @@ func (c *Cache[T]) publish(s *Snapshot[T]) {
 	c.cur.Store(s)
 	c.rejected.Store(nil)
 	c.failStreak.Store(0)
-	c.retryAt.Store(0)
+	c.retryAt.Store(nil)
 	c.lastErr.Store(nil)
 }
 
@@ -395,7 +415,8 @@ func (c *Cache[T]) fail(ctx context.Context, cur *Snapshot[T], err error) {
 	msg := err.Error()
 	c.lastErr.Store(&msg)
 	delay := c.backoff(c.failStreak.Add(1))
-	c.retryAt.Store(now.Add(delay).UnixNano())
+	retryAt := now.Add(delay)
+	c.retryAt.Store(&retryAt)
 	attrs := []slog.Attr{
 		slog.String("source", c.cfg.Source.String()),
 		slog.String("error", msg),

@@ -265,18 +265,110 @@ func TestLateRefreshStartsNothing(t *testing.T) {
 	f.wantCalls(3, 1)
 }
 
-// 6. A TTL above MaxStaleness is lowered to it, so a value never goes stale
-// without a refresh having been tried.
-func TestTTLNeverExceedsMaxStaleness(t *testing.T) {
-	f := newFixture(t, lines(3), func(c *cache.Config[[]string]) {
-		c.TTL, c.MaxStaleness = 2*time.Hour, time.Hour
-	})
+// TestTTLLeavesRoomBeforeMaxStaleness: the TTL is at most half of
+// MaxStaleness, so that a value past its TTL is refreshed in the
+// background, and a source failing then costs no request, even when the
+// two are configured equal (each Get past a TTL equal to MaxStaleness
+// waited for the source, and failed on any blip).
+func TestTTLLeavesRoomBeforeMaxStaleness(t *testing.T) {
+	for _, ttl := range []time.Duration{time.Hour, 2 * time.Hour} {
+		f := newFixture(t, lines(3), func(c *cache.Config[[]string]) {
+			c.TTL, c.MaxStaleness = ttl, time.Hour
+		})
+		f.get()
+		f.fs.remove(fileName) // a passing failure
+		f.clock.Advance(30*time.Minute + time.Second)
+		release := f.src.closeGate()
+		s, err := returnsWithin(t, "Get past the TTL", func() (*cache.Snapshot[[]string], error) { return f.c.Get(context.Background()) })
+		<-f.src.entered // the refresh runs, in the background
+		release()
+		f.c.Wait()
+		if err != nil || len(s.Value) != 3 {
+			t.Errorf("TTL %v, MaxStaleness 1h: Get() 30m1s after the load, the source down = %v, %v; want the 3 lines at once", ttl, s, err)
+		}
+		if n := len(f.logs.records(t, "metadata refresh failed")); n != 1 {
+			t.Errorf("TTL %v: %d \"metadata refresh failed\" lines, want 1 (a background refresh)", ttl, n)
+		}
+	}
+}
+
+// TestRenewAfterAFailedRenewalWaitsForTheBackoff: a Get that checked the
+// backoff before a shared renewal of a stale value failed, and joins the
+// single flight only after it ended, does not try the source again inside
+// the backoff: each such try doubled the backoff, and one burst of
+// requests left an instance refusing them for up to the TTL after the
+// source came back.
+func TestRenewAfterAFailedRenewalWaitsForTheBackoff(t *testing.T) {
+	f := newFixture(t, lines(3), nil)
 	f.get()
-	f.write(lines(4))
-	f.clock.Advance(time.Hour)
-	f.settle()
-	if s := f.get(); len(s.Value) != 4 {
-		t.Errorf("Get().Value = %q at MaxStaleness, want the refreshed 4 lines", s.Value)
+	f.fs.remove(fileName)
+	f.clock.Advance(25 * time.Hour)
+	release := f.src.closeGate()
+	first := make(chan error, 1)
+	go func() { _, err := f.c.Get(context.Background()); first <- err }()
+	<-f.src.entered // the renewal is in Stat
+	unlock := cache.HoldRunning(f.c)
+	second := make(chan error, 1)
+	go func() { _, err := f.c.Get(context.Background()); second <- err }() // past the backoff check, waiting in begin
+	time.Sleep(50 * time.Millisecond)
+	release() // the renewal fails: a backoff of 30s
+	for f.c.Stats().Failures < 1 {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // the flight is over
+	unlock()
+	for _, ch := range []chan error{first, second} {
+		if err := <-ch; !errors.Is(err, cache.ErrStale) {
+			t.Errorf("Get() = %v, want ErrStale", err)
+		}
+	}
+	f.c.Wait()
+	if n := f.src.stats.Load() - 1; n != 1 {
+		t.Errorf("%d renewals with the clock stopped, want 1: another started inside the backoff", n)
+	}
+	f.write(lines(3)) // the source is back
+	f.clock.Advance(30*time.Second + 1)
+	if _, err := f.c.Get(context.Background()); err != nil {
+		t.Errorf("Get() once the backoff of one failure is over, the source back = %v", err)
+	}
+}
+
+// TestBurstsTryTheSourceOnce: a burst of requests on a stale value, or at a
+// cold start, with the source down, tries the source once.
+func TestBurstsTryTheSourceOnce(t *testing.T) {
+	for _, cold := range []bool{false, true} {
+		for range 5 {
+			content := lines(3)
+			if cold {
+				content = ""
+			}
+			f := newFixture(t, content, nil)
+			if !cold {
+				f.get()
+				f.fs.remove(fileName)
+				f.clock.Advance(25 * time.Hour)
+			}
+			start := make(chan struct{})
+			var wg sync.WaitGroup
+			for range 200 {
+				wg.Go(func() {
+					<-start
+					if _, err := f.c.Get(context.Background()); err == nil {
+						t.Error("Get() = nil error, want the source's failure")
+					}
+				})
+			}
+			close(start)
+			wg.Wait()
+			f.c.Wait()
+			tries := f.src.stats.Load()
+			if !cold {
+				tries-- // the first load
+			}
+			if tries != 1 {
+				t.Errorf("cold %v: %d tries of the source in one burst with the clock stopped, want 1", cold, tries)
+			}
+		}
 	}
 }
 
@@ -508,6 +600,56 @@ func TestShrinkAcceptedOnceItStays(t *testing.T) {
 	}
 	if n := len(f.logs.records(t, "metadata shrink accepted")); n != 1 {
 		t.Errorf("%d \"metadata shrink accepted\" log lines, want still 1", n)
+	}
+}
+
+// TestShrinkAcceptedLogLines: "metadata shrink accepted" says how long the
+// version was held, and the "metadata loaded" line after it names the
+// generation it replaced.
+func TestShrinkAcceptedLogLines(t *testing.T) {
+	f := newFixture(t, lines(10), nil)
+	first := f.get()
+	f.write(lines(4))
+	f.clock.Advance(time.Hour)
+	f.settle() // rejected
+	f.clock.Advance(2 * time.Hour)
+	f.settle() // accepted, 2h after the rejection
+	if s := f.get(); len(s.Value) != 4 {
+		t.Fatalf("Get() = %d lines, want 4", len(s.Value))
+	}
+	if acc := f.logs.records(t, "metadata shrink accepted"); len(acc) != 1 || acc[0]["held_for"] != "2h0m0s" {
+		t.Errorf("\"metadata shrink accepted\" lines %v, want one with held_for 2h0m0s", acc)
+	}
+	loaded := f.logs.records(t, "metadata loaded")
+	if last := loaded[len(loaded)-1]; last["previous_generation"] != float64(first.Version.Generation) {
+		t.Errorf("\"metadata loaded\" after the accepted shrink: previous_generation %v, want %d", last["previous_generation"], first.Version.Generation)
+	}
+}
+
+// TestRepeatedShrinkAccepted: a cut exported again more often than
+// ShrinkWait (each export a new version of the same smaller table) is
+// accepted ShrinkWait after the first: each new version restarted the
+// wait, and a warm instance kept the table from before the cut for ever.
+func TestRepeatedShrinkAccepted(t *testing.T) {
+	f := newFixture(t, lines(10), nil)
+	f.get()
+	for i := range 6 { // three hours of half-hourly exports of the cut table
+		f.write(lines(3) + strings.Repeat("x\n", i%2)) // each export a new version
+		for range 30 {                                 // a request a minute
+			f.clock.Advance(time.Minute)
+			f.c.Miss()
+			f.settle()
+		}
+	}
+	if s := f.get(); len(s.Value) < 3 || len(s.Value) > 4 {
+		t.Errorf("Get() = %d lines after three hours of exports of a cut to 3 (ShrinkWait 1h), want the cut", len(s.Value))
+	}
+	acc := f.logs.records(t, "metadata shrink accepted")
+	if len(acc) != 1 {
+		t.Fatalf("\"metadata shrink accepted\" lines %v, want 1", acc)
+	}
+	if held, _ := time.ParseDuration(acc[0]["held_for"].(string)); held < time.Hour || held > 90*time.Minute {
+		t.Errorf("accepted after %v held, want about an hour after the first cut", held)
 	}
 }
 

@@ -91,6 +91,11 @@ func loadConfig(getenv func(string) string) (config, error) {
 	} else if c.bqErrorTable != "" && c.bqErrorTable == c.bqTable {
 		p.fail("BQ_ERROR_TABLE", fmt.Sprintf("%q is BQ_TABLE's own table: error records need a table of their own", c.bqErrorTable))
 	}
+	if c.bqTable != "" && (c.bqEmulatorHost == "") != (c.bqStorageEmulatorHost == "") {
+		// The sink looks tables up over REST and appends over gRPC: one
+		// without the other would send half its calls to real BigQuery.
+		p.fail("BIGQUERY_EMULATOR_HOST", "and BIGQUERY_STORAGE_EMULATOR_HOST go together: set both or neither")
+	}
 	if c.onCloudRun && c.bqTable == "" {
 		p.fail("BQ_TABLE", "is required on Cloud Run: without it rows are only printed to the log")
 	}

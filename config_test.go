@@ -146,3 +146,19 @@ func TestDeployedConfigCheckCoversBuildErrors(t *testing.T) {
 		t.Errorf("no BQ_TABLE off Cloud Run: %v", err)
 	}
 }
+
+// TestLoadConfigEmulatorsTogether: the BigQuery emulator's two addresses
+// (REST and gRPC) are set together or not at all.
+func TestLoadConfigEmulatorsTogether(t *testing.T) {
+	for _, name := range []string{"BIGQUERY_EMULATOR_HOST", "BIGQUERY_STORAGE_EMULATOR_HOST"} {
+		_, err := loadConfig(env(map[string]string{"METADATA_URI": "gs://b/o", "BQ_TABLE": "p.d.t", name: "127.0.0.1:9050"}))
+		if err == nil || !strings.Contains(err.Error(), "set both or neither") {
+			t.Errorf("only %s set: %v, want an error saying to set both or neither", name, err)
+		}
+	}
+	both := map[string]string{"METADATA_URI": "gs://b/o", "BQ_TABLE": "p.d.t",
+		"BIGQUERY_EMULATOR_HOST": "127.0.0.1:9050", "BIGQUERY_STORAGE_EMULATOR_HOST": "127.0.0.1:9060"}
+	if _, err := loadConfig(env(both)); err != nil {
+		t.Errorf("both set: %v", err)
+	}
+}

@@ -415,7 +415,10 @@ done
 if [[ -z $PROJECT ]] && ! dry; then
 	PROJECT=$(gcloud config get-value project 2>/dev/null || true)
 fi
-[[ -n $PROJECT ]] || die "no project: pass --project or set PROJECT_ID"
+if [[ -z $PROJECT ]]; then
+	dry && die "no project: pass --project, or set PROJECT_ID or GOOGLE_CLOUD_PROJECT (a dry run does not ask gcloud for its configured project)"
+	die "no project: pass --project, set PROJECT_ID or GOOGLE_CLOUD_PROJECT, or set gcloud's (gcloud config set project ID)"
+fi
 # A legacy domain-scoped id (example.com:proj) names its accounts
 # proj.example.com and cannot name a bucket: the names below assume a plain id.
 [[ $PROJECT != *:* ]] || die "project '$PROJECT' is domain-scoped: this script supports plain project ids only"
@@ -451,6 +454,8 @@ fi
 GO_MEMORY_LIMIT=$(go_memory_limit "$MEMORY")
 [[ -n $GO_MEMORY_LIMIT && $GO_MEMORY_LIMIT != 0MiB ]] || die "--memory must be a size such as 512Mi or 2Gi, not '$MEMORY'"
 [[ $ERROR_TABLE != "$TABLE" && $ERROR_TABLE != "$VIEW" ]] || die "--error-table must differ from --table and ${VIEW}"
+[[ $NAME =~ ^[a-z]([a-z0-9-]*[a-z0-9])?$ ]] ||
+	die "--name must be lowercase letters, digits and dashes, starting with a letter and not ending with a dash, not '$NAME'"
 ids=("$RUNTIME_SA" "$INVOKER_SA")
 [[ $BUILD_SA == *@* ]] || ids+=("$BUILD_SA")
 for id in "${ids[@]}"; do

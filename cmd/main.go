@@ -4,7 +4,7 @@
 //
 //	go run ./cmd
 //
-// PORT (default 8080) sets the port, LOCAL_ONLY=true binds 127.0.0.1 only,
+// PORT (default 8080) sets the port, LOCAL_ONLY=true (or 1) binds 127.0.0.1 only,
 // FUNCTION_TARGET defaults to EnrichEvent; every other variable is the
 // function's own (see README.md).
 package main
@@ -14,7 +14,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"log"
+	"net"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/GoogleCloudPlatform/functions-framework-go/funcframework"
@@ -25,8 +27,13 @@ import (
 func main() {
 	log.SetFlags(0)
 	port := getenv("PORT", "8080")
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		log.Fatalf("EnrichEvent: PORT %q is not a port number", port)
+	}
 	host := ""
-	if os.Getenv("LOCAL_ONLY") == "true" {
+	if localOnly, err := strconv.ParseBool(getenv("LOCAL_ONLY", "false")); err != nil {
+		log.Fatalf("EnrichEvent: LOCAL_ONLY %q is not true or false", os.Getenv("LOCAL_ONLY"))
+	} else if localOnly {
 		host = "127.0.0.1"
 	}
 	// The framework serves FUNCTION_TARGET at every path, which is what a
@@ -36,6 +43,13 @@ func main() {
 	if err := enrichevent.Setup(); err != nil {
 		log.Fatalf("EnrichEvent: %v", err)
 	}
+	// The framework listens only once it starts serving: try the address
+	// first, so that a port in use is reported before the banner.
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, port))
+	if err != nil {
+		log.Fatalf("EnrichEvent: %v", err)
+	}
+	ln.Close()
 	fmt.Fprintf(os.Stderr, "EnrichEvent listening on %s:%s (metadata %s)\nPost a sample event:\n\n%s\n\n",
 		orDefault(host, "0.0.0.0"), port, os.Getenv("METADATA_URI"), sampleCurl(port))
 	if err := funcframework.StartHostPort(host, port); err != nil {

@@ -37,12 +37,26 @@ func runner(env ...string) *exec.Cmd {
 	return cmd
 }
 
+// TestBadConfigurationExitsNonZero: a bad setting of the function or of
+// the runner, or a port in use, stops the runner before its banner says it
+// listens, naming the problem.
 func TestBadConfigurationExitsNonZero(t *testing.T) {
-	for _, setting := range []string{"METADATA_TTL=soon", "METADATA_URI=" + filepath.Join(t.TempDir(), "missing.csv")} {
-		name, _, _ := strings.Cut(setting, "=")
-		out, err := runner(setting, "LOCAL_ONLY=true", "PORT=0").CombinedOutput()
-		if _, ok := err.(*exec.ExitError); !ok || !strings.Contains(string(out), name) {
-			t.Errorf("runner with %s: err %v, output %q; want a non-zero exit naming %s", setting, err, out, name)
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	_, busyPort, _ := net.SplitHostPort(busy.Addr().String())
+	for _, tc := range []struct{ env, want string }{
+		{"METADATA_TTL=soon", "METADATA_TTL"},
+		{"METADATA_URI=" + filepath.Join(t.TempDir(), "missing.csv"), "METADATA_URI"},
+		{"PORT=abc", `PORT "abc" is not a port number`},
+		{"LOCAL_ONLY=yes", `LOCAL_ONLY "yes" is not true or false`},
+		{"PORT=" + busyPort, "address already in use"},
+	} {
+		out, err := runner("LOCAL_ONLY=true", "PORT=0", tc.env).CombinedOutput()
+		if _, ok := err.(*exec.ExitError); !ok || !strings.Contains(string(out), tc.want) || strings.Contains(string(out), "listening") {
+			t.Errorf("runner with %s: err %v, output %q; want a non-zero exit saying %q, and no banner", tc.env, err, out, tc.want)
 		}
 	}
 }

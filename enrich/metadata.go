@@ -105,7 +105,8 @@ func ParseMetadataWithin(r io.Reader, hint FormatHint, maxBytes int64) (*Devices
 		defer zr.Close()
 		br = bufio.NewReaderSize(zr, bufSize)
 	}
-	format := detect(br, hint.format())
+	hinted := hint.format()
+	format := detect(br, hinted)
 	b := &builder{limit: maxBytes}
 	var err error
 	switch format {
@@ -117,7 +118,11 @@ func ParseMetadataWithin(r io.Reader, hint FormatHint, maxBytes int64) (*Devices
 		err = parseNDJSON(&jsonStream{r: br}, b)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("parse metadata (%s): %w", format, err)
+		how := "by its first bytes"
+		if hinted != "" {
+			how = "as its name's extension or its content type says"
+		}
+		return nil, fmt.Errorf("parse metadata (%s, %s): %w", format, how, err)
 	}
 	return b.finish(format, pauser), nil
 }

@@ -217,6 +217,11 @@ func TestParseMetadataTestdata(t *testing.T) {
 			t.Errorf("ParseMetadata(%s) = %d devices, want an error", name, d.Len())
 		}
 	}
+	// The error says where the format came from: a CSV named .json.
+	_, err := ParseMetadata(openTestdata(t, "devices.csv"), FormatHint{Name: "devices.json"})
+	if want := "parse metadata (json, as its name's extension or its content type says): "; err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("ParseMetadata(devices.csv named devices.json) = %v, want an error starting %q", err, want)
+	}
 }
 
 func openTestdata(t testing.TB, name string) *os.File {

@@ -199,6 +199,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--project=p", "--error-table=events"}, "--error-table must differ"},
 		{[]string{"--project=p", "--ingress=public"}, "--ingress must be internal or all"},
 		{[]string{"--project=p", "--name=a-name-far-too-long-for-an-account"}, "service account id"},
+		{[]string{"--project=p", "--name=EnrichEvent"}, "--name must be lowercase letters, digits and dashes"},
+		{[]string{"--dry-run"}, "no project: pass --project, or set PROJECT_ID or GOOGLE_CLOUD_PROJECT (a dry run does not ask gcloud"},
 		{[]string{"--project=p", "--upload-metadata=/nonexistent/devices.csv"}, "no such file"},
 		{[]string{"--project=p", "--upload-metadata=" + filepath.Join(root, "testdata/devices.json")}, "is json but --object devices.csv is read as csv"},
 		{[]string{"--project=p", "--upload-metadata=" + filepath.Join(root, "testdata/devices.json"), "--object=meta/d.ndjson.gz"}, "pass --object=meta/devices.json"},

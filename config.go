@@ -116,11 +116,10 @@ func loadConfig(getenv func(string) string) (config, error) {
 		// every write would fail, and every event be redelivered.
 		p.fail("BQ_BATCH_MAX_DELAY", fmt.Sprintf("%v is more than half of BQ_WRITE_TIMEOUT %v, which bounds a batch's appends from when it opens", c.bqBatchMaxDelay, c.bqWriteTimeout))
 	}
-	if c.metadataMaxStaleness < 2*c.metadataTTL {
-		// Past the TTL a refresh runs in the background; past the
-		// staleness, requests wait for one. Without time between the two,
-		// every refresh would hold requests, and fail them on any blip.
-		p.fail("METADATA_MAX_STALENESS", fmt.Sprintf("%v is less than twice METADATA_TTL %v: a refresh needs time in the background before requests wait for one", c.metadataMaxStaleness, c.metadataTTL))
+	if c.metadataMaxStaleness < c.metadataTTL {
+		// (A TTL over half the staleness is lowered to that by the cache,
+		// so that a refresh has time in the background.)
+		p.fail("METADATA_MAX_STALENESS", fmt.Sprintf("%v is shorter than METADATA_TTL %v", c.metadataMaxStaleness, c.metadataTTL))
 	}
 	return c, errors.Join(p.errs...)
 }

@@ -502,11 +502,11 @@ for pair in ${EXTRA_ENV[@]+"${EXTRA_ENV[@]}"}; do
 	[[ $pair =~ ^[A-Z_][A-Z0-9_]*= ]] || die "--env wants KEY=VALUE, not '$pair'"
 	key=${pair%%=*}
 	case $key in
-	# The script creates, and grants the function access to, what these
-	# name: another value would leave the function without its data.
-	METADATA_URI) die "--env METADATA_URI: pass --bucket and --object instead, so that the function may read the object" ;;
-	BQ_TABLE) die "--env BQ_TABLE: pass --dataset and --table instead, so that the tables exist and the function may write them" ;;
-	BQ_ERROR_TABLE) die "--env BQ_ERROR_TABLE: pass --error-table instead, so that the table exists and the function may write it" ;;
+	# The script creates, and grants the function access to, what the
+	# flags name, not what these name: a value of your own is yours to
+	# create and grant.
+	METADATA_URI) note "warning: --env METADATA_URI: the function may read only what --bucket and --object name; grant its account read access to this object yourself" ;;
+	BQ_TABLE | BQ_ERROR_TABLE) note "warning: --env $key: the script creates and grants only the tables --dataset, --table and --error-table name; create this one and grant the function's account roles/bigquery.dataEditor on it yourself" ;;
 	METADATA_TTL | METADATA_MAX_STALENESS | METADATA_MAX_SHRINK | METADATA_SHRINK_WAIT | \
 		METADATA_MISS_REFRESH_INTERVAL | DEVICE_ID_FIELD | EVENT_TIME_FIELD | \
 		MAX_PAYLOAD_BYTES | MAX_REQUEST_BYTES | \

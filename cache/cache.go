@@ -12,11 +12,13 @@
 // source's version rejected serves the newest older version the source
 // keeps that passes, if it keeps any (History). A rejected version is not
 // downloaded again while the source holds it: a check that finds it keeps
-// the value as current (the source answers, and has nothing better), except
-// that a version rejected only for shrinking is accepted once the source
-// has stayed shrunk for ShrinkWait (new versions of the cut included). Past MaxStaleness, Get checks the source before it answers
-// (one check shared by concurrent callers) and fails with ErrStale if that
-// fails or is backing off. A background refresh is paced: it sleeps between
+// the value as current (the source answers, and has nothing better), and
+// Get checks again every MissInterval rather than each TTL, so that a fix
+// is found soon. A version rejected only for shrinking is accepted once the
+// source has stayed shrunk for ShrinkWait (new versions of the cut seen
+// soon enough included: see shrunkSince). Past MaxStaleness, Get checks
+// the source before it answers (one check shared by concurrent callers)
+// and fails with ErrStale if that fails or is backing off. A background refresh is paced: it sleeps between
 // reads so that its parse takes at most Config.RefreshShare of its time and
 // leaves the CPU to requests (pace.go).
 //
@@ -213,13 +215,19 @@ func (c *Cache[T]) Get(ctx context.Context) (*Snapshot[T], error) {
 		return c.load(ctx)
 	}
 	age := c.cfg.Now().Sub(s.CheckedAt)
-	if age < c.cfg.TTL {
+	if age < c.cfg.TTL && (age < c.cfg.MissInterval || c.rejected.Load() == nil) {
 		return s, nil
 	}
 	if age > c.cfg.MaxStaleness {
 		return c.renew(ctx, s, age)
 	}
-	c.startRefresh(ctx, c.cfg.TTL)
+	minAge := c.cfg.TTL
+	if c.rejected.Load() != nil {
+		// A fix of the rejected file, or the end of a shrink's wait,
+		// is found within a minute, not an hour.
+		minAge = c.cfg.MissInterval
+	}
+	c.startRefresh(ctx, minAge)
 	return s, nil
 }
 

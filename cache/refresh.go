@@ -103,16 +103,18 @@ func (c *Cache[T]) update(ctx context.Context, cur *Snapshot[T], paced bool) (*S
 		if rej != nil && !v.Same(rej.version) {
 			rej = nil
 		}
-		acceptShrink := rej != nil && rej.shrink && cur != nil && c.cfg.Now().Sub(rej.at) >= c.cfg.ShrinkWait
-		if rej != nil && !acceptShrink {
+		// held: how long the source has been shrunk against cur, once
+		// that is ShrinkWait; the guard then lets the shrink through.
+		var held time.Duration
+		now := c.cfg.Now()
+		if since, ok := c.shrunkSince(rej, prev, cur, now); ok && now.Sub(since) >= c.cfg.ShrinkWait {
+			held = now.Sub(since)
+		}
+		if rej != nil && held == 0 {
 			if s := c.fallback(ctx, cur, rej, paced); s != nil {
 				return s, nil
 			}
 			return c.stillRejected(ctx, cur, rej)
-		}
-		var held time.Duration
-		if acceptShrink {
-			held = c.cfg.Now().Sub(rej.at)
 		}
 		s, err := c.fetch(ctx, cur, v, held, paced)
 		if attempt == 1 && errors.Is(err, ErrVersionGone) {
@@ -121,16 +123,14 @@ func (c *Cache[T]) update(ctx context.Context, cur *Snapshot[T], paced bool) (*S
 		if errors.Is(err, ErrRejected) && rej == nil {
 			now := c.cfg.Now()
 			rej = &rejection{version: v, err: err, at: now, shrink: errors.Is(err, errShrunk)}
-			if rej.shrink && prev != nil && prev.shrink && cur != nil && prev.against.Same(cur.Version) {
-				// A new version of the same cut (an export job that runs
-				// more often than ShrinkWait): the cut has stayed since
-				// the first, and is accepted ShrinkWait after it.
-				rej.at = prev.at
+			if since, ok := c.shrunkSince(nil, prev, cur, now); ok && rej.shrink {
+				rej.at = since // another version of the cut: the wait goes on
 			}
 			if cur != nil {
 				rej.against = cur.Version
 			}
 			rej.logged.Store(&now) // by fail, as "metadata rejected", or by fallback
+			rej.seen.Store(&now)
 			c.rejected.Store(rej)
 			if s := c.fallback(ctx, cur, rej, paced); s != nil {
 				return s, nil
@@ -138,6 +138,30 @@ func (c *Cache[T]) update(ctx context.Context, cur *Snapshot[T], paced bool) (*S
 		}
 		return s, err
 	}
+}
+
+// shrunkSince returns since when the source has been shrunk against cur:
+// rej is the rejection of the source's version (nil if it is new), prev
+// the last rejection. For a shrink of this version, since it was first
+// rejected. For a new version, since prev was, if prev is a shrink against
+// the same value that a check saw less than 2×MissInterval ago: an export
+// job may write the cut again more often than ShrinkWait, and while a
+// version is rejected Get checks the source every MissInterval, so a
+// good file between two cuts would have been seen, unless it stayed
+// less than that. A shrink that is not seen that often (no requests)
+// waits ShrinkWait again.
+func (c *Cache[T]) shrunkSince(rej, prev *rejection, cur *Snapshot[T], now time.Time) (time.Time, bool) {
+	switch {
+	case cur == nil:
+		return time.Time{}, false
+	case rej != nil:
+		return rej.at, rej.shrink
+	case prev == nil || !prev.shrink || !prev.against.Same(cur.Version):
+		return time.Time{}, false
+	case now.Sub(*prev.seen.Load()) >= 2*c.cfg.MissInterval:
+		return time.Time{}, false
+	}
+	return prev.at, true
 }
 
 // maxFallbacks bounds the older versions a first load tries.
@@ -208,11 +232,13 @@ type rejection struct {
 	version Version
 	err     error
 	// at is when this version was first rejected; for a shrink that
-	// follows another of the same value (against), when that one was.
+	// followed another of the same value closely (shrunkSince), when that
+	// one was.
 	at      time.Time
 	against Version                   // the current value's version then; zero for a first load
 	shrink  bool                      // by the shrink guard only: accepted once it has stayed ShrinkWait
 	logged  atomic.Pointer[time.Time] // its last ERROR line
+	seen    atomic.Pointer[time.Time] // the last check that found it the source's version
 	// noFallback: no older version passed (or there is none), so a first
 	// load retried while this version stays does not look again.
 	noFallback atomic.Bool
@@ -238,6 +264,7 @@ func (c *Cache[T]) stillRejected(ctx context.Context, cur *Snapshot[T], rej *rej
 	}
 	s := *cur
 	s.CheckedAt = c.cfg.Now()
+	rej.seen.Store(&s.CheckedAt)
 	c.cur.Store(&s) // not publish: the rejection stays the last error
 	c.failStreak.Store(0)
 	c.retryAt.Store(nil)
@@ -274,7 +301,7 @@ func (c *Cache[T]) confirm(ctx context.Context, cur *Snapshot[T]) *Snapshot[T] {
 }
 
 // fetch downloads and parses version v, checks it against the guard (its
-// shrink limit too, unless v shrank and has been held for shrinkHeld) and
+// shrink limit too, unless the source has been shrunk for shrinkHeld) and
 // publishes it.
 func (c *Cache[T]) fetch(ctx context.Context, cur *Snapshot[T], v Version, shrinkHeld time.Duration, paced bool) (*Snapshot[T], error) {
 	start := time.Now()
@@ -283,17 +310,17 @@ func (c *Cache[T]) fetch(ctx context.Context, cur *Snapshot[T], v Version, shrin
 		return nil, err
 	}
 	size := c.size(value)
-	against := cur
-	if shrinkHeld > 0 {
+	err = c.guard(cur, v, size)
+	if shrinkHeld > 0 && errors.Is(err, errShrunk) {
 		c.logger().LogAttrs(ctx, slog.LevelWarn, "metadata shrink accepted",
 			slog.String("source", c.cfg.Source.String()),
 			slog.Int64("generation", v.Generation),
 			slog.Int("size", size),
 			slog.Int("previous_size", cur.size),
 			slog.String("held_for", shrinkHeld.String()))
-		against = nil // the guard checks only that it has entries
+		err = c.guard(nil, v, size) // only that it has entries
 	}
-	if err := c.guard(against, v, size); err != nil {
+	if err != nil {
 		c.rejections.Add(1)
 		return nil, err
 	}

@@ -280,7 +280,11 @@ func TestTTLLeavesRoomBeforeMaxStaleness(t *testing.T) {
 		f.clock.Advance(30*time.Minute + time.Second)
 		release := f.src.closeGate()
 		s, err := returnsWithin(t, "Get past the TTL", func() (*cache.Snapshot[[]string], error) { return f.c.Get(context.Background()) })
-		<-f.src.entered // the refresh runs, in the background
+		select { // the refresh runs, in the background
+		case <-f.src.entered:
+		case <-time.After(time.Minute):
+			t.Fatalf("TTL %v, MaxStaleness 1h: no refresh 30m1s after the load", ttl)
+		}
 		release()
 		f.c.Wait()
 		if err != nil || len(s.Value) != 3 {
@@ -310,12 +314,12 @@ func TestRenewAfterAFailedRenewalWaitsForTheBackoff(t *testing.T) {
 	unlock := cache.HoldRunning(f.c)
 	second := make(chan error, 1)
 	go func() { _, err := f.c.Get(context.Background()); second <- err }() // past the backoff check, waiting in begin
-	time.Sleep(50 * time.Millisecond)
+	time.Sleep(200 * time.Millisecond)
 	release() // the renewal fails: a backoff of 30s
 	for f.c.Stats().Failures < 1 {
 		time.Sleep(time.Millisecond)
 	}
-	time.Sleep(50 * time.Millisecond) // the flight is over
+	time.Sleep(200 * time.Millisecond) // the flight is over
 	unlock()
 	for _, ch := range []chan error{first, second} {
 		if err := <-ch; !errors.Is(err, cache.ErrStale) {
@@ -623,6 +627,82 @@ func TestShrinkAcceptedLogLines(t *testing.T) {
 	loaded := f.logs.records(t, "metadata loaded")
 	if last := loaded[len(loaded)-1]; last["previous_generation"] != float64(first.Version.Generation) {
 		t.Errorf("\"metadata loaded\" after the accepted shrink: previous_generation %v, want %d", last["previous_generation"], first.Version.Generation)
+	}
+}
+
+// TestShrinkOfANewExportAcceptedOnTime: while a cut is rejected, Get
+// checks the source every MissInterval; a new export of the cut keeps the
+// wait of the first, and one first seen after that wait is accepted at
+// once, without another "metadata rejected" line (which alerts).
+func TestShrinkOfANewExportAcceptedOnTime(t *testing.T) {
+	for _, export := range []time.Duration{30 * time.Minute, 59 * time.Minute} {
+		f := newFixture(t, lines(10), nil)
+		f.get()
+		f.write(lines(3))
+		f.clock.Advance(time.Hour)
+		f.settle() // rejected, an hour after the load
+		for elapsed := time.Duration(0); elapsed < 65*time.Minute; elapsed += time.Minute {
+			if elapsed == export {
+				f.write(lines(3) + "x\n") // the cut, exported again
+			}
+			f.clock.Advance(time.Minute)
+			f.settle()
+			if n, at := len(f.get().Value), elapsed+time.Minute; at < time.Hour && n != 10 || at >= time.Hour && n != 4 {
+				t.Fatalf("export after %v: %d lines %v after the first rejection, want 10 before an hour and the new export's 4 from then",
+					export, n, at)
+			}
+		}
+		wantRejected := 2 // the first cut, and its new export while the wait lasts
+		if export+time.Minute >= time.Hour {
+			wantRejected = 1 // first seen as the wait ends
+		}
+		if n := len(f.logs.records(t, "metadata rejected")); n != wantRejected {
+			t.Errorf("export after %v: %d \"metadata rejected\" lines, want %d", export, n, wantRejected)
+		}
+		if n := len(f.logs.records(t, "metadata shrink accepted")); n != 1 {
+			t.Errorf("export after %v: %d \"metadata shrink accepted\" lines, want 1", export, n)
+		}
+	}
+}
+
+// TestShrinkWaitRestartsAfterAnUnseenGap: a new cut that follows another
+// one with no check in between for 2×MissInterval (no requests) waits
+// ShrinkWait again: a good file may have come and gone unseen, and the new
+// cut may be another mistake.
+func TestShrinkWaitRestartsAfterAnUnseenGap(t *testing.T) {
+	f := newFixture(t, lines(10), nil)
+	f.get()
+	f.write(lines(3)) // a mistaken cut
+	f.clock.Advance(time.Hour)
+	f.settle() // rejected
+	f.clock.Advance(5 * time.Minute)
+	f.write(lines(10)) // the good file again, unseen: no requests
+	f.clock.Advance(50 * time.Minute)
+	f.write(lines(4)) // another mistaken cut
+	cut := f.clock.Now()
+	for range 10 {
+		f.clock.Advance(time.Minute)
+		f.settle()
+	}
+	if s := f.get(); len(s.Value) != 10 {
+		t.Errorf("Get() = %d lines %v after the second cut was written, want the 10 lines", len(s.Value), f.clock.Now().Sub(cut))
+	}
+}
+
+// TestRejectedVersionCheckedEveryMissInterval: while the source's version
+// is rejected, a fixed file is found within MissInterval, not a TTL.
+func TestRejectedVersionCheckedEveryMissInterval(t *testing.T) {
+	f := newFixture(t, lines(10), nil)
+	f.get()
+	f.write("corrupt") // no newline: a parse error
+	f.clock.Advance(time.Hour)
+	f.settle() // rejected
+	f.clock.Advance(5 * time.Minute)
+	f.write(lines(12))
+	f.clock.Advance(time.Minute)
+	f.settle()
+	if s := f.get(); len(s.Value) != 12 {
+		t.Errorf("Get() = %d lines a minute after the rejected file was fixed, want the fix's 12", len(s.Value))
 	}
 }
 

@@ -122,3 +122,26 @@ func BenchmarkGetHitParallel(b *testing.B) {
 		}
 	})
 }
+
+// TestThrottledPathsDoNotAllocate: a Miss throttled by the last one, and a
+// Get past the TTL while a failed refresh backs off, do not allocate
+// either (each keeps a time.Time behind an atomic pointer).
+func TestThrottledPathsDoNotAllocate(t *testing.T) {
+	f := newFixture(t, lines(3), nil)
+	f.get()
+	f.fs.remove(fileName)
+	f.clock.Advance(2 * time.Minute)
+	f.c.Miss() // a check, which fails: CheckedAt stays 2m old
+	f.c.Wait()
+	f.clock.Advance(10 * time.Second)
+	if n := testing.AllocsPerRun(1000, f.c.Miss); n != 0 {
+		t.Errorf("Miss throttled by the last one allocates %v times per call, want 0", n)
+	}
+	f.clock.Advance(2 * time.Hour)
+	ctx := context.Background()
+	f.c.Get(ctx)
+	f.c.Wait()
+	if n := testing.AllocsPerRun(1000, func() { f.c.Get(ctx) }); n != 0 {
+		t.Errorf("Get past the TTL, backing off, allocates %v times per call, want 0", n)
+	}
+}

@@ -32,6 +32,7 @@ func TestDryRun(t *testing.T) {
 		want     []string // command lines containing these, in this order
 		comments []string // comment lines containing these (the alert policies' files)
 		absent   []string
+		stderr   string // in the warnings, if set
 	}{{
 		name: "function",
 		args: []string{"--project=proj-1", "--dry-run", "--env=LOG_LEVEL=debug"},
@@ -125,9 +126,15 @@ func TestDryRun(t *testing.T) {
 		args: []string{"--project=proj-1", "--dry-run", "--env=DEVICE_ID_FIELD=a,b"},
 		want: []string{"'--set-env-vars=^|^METADATA_URI=gs://proj-1-device-metadata/devices.csv|BQ_TABLE=proj-1.device_events.events|GOMEMLIMIT=409MiB|DEVICE_ID_FIELD=a,b'"},
 	}, {
-		name: "env replaces a default",
-		args: []string{"--project=proj-1", "--dry-run", "--env=METADATA_TTL=5m", "--env=GOMEMLIMIT=300MiB"},
-		want: []string{"--set-env-vars=METADATA_URI=gs://proj-1-device-metadata/devices.csv,BQ_TABLE=proj-1.device_events.events,METADATA_TTL=5m,GOMEMLIMIT=300MiB "},
+		name:   "env replaces a default",
+		args:   []string{"--project=proj-1", "--dry-run", "--env=METADATA_TTL=5m", "--env=METADATA_URI=gs://other/devices.json"},
+		want:   []string{"--set-env-vars=BQ_TABLE=proj-1.device_events.events,GOMEMLIMIT=409MiB,METADATA_TTL=5m,METADATA_URI=gs://other/devices.json "},
+		stderr: "warning: --env METADATA_URI: the function may read only what --bucket and --object name",
+	}, {
+		name:   "env names a table of its own",
+		args:   []string{"--project=proj-1", "--dry-run", "--env=BQ_TABLE=other.ds.events"},
+		want:   []string{"--set-env-vars=METADATA_URI=gs://proj-1-device-metadata/devices.csv,GOMEMLIMIT=409MiB,BQ_TABLE=other.ds.events "},
+		stderr: "warning: --env BQ_TABLE: the script creates and grants only the tables --dataset, --table and --error-table name",
 	}, {
 		name: "memory limit follows --memory",
 		args: []string{"--project=proj-1", "--dry-run", "--memory=1Gi"},
@@ -156,6 +163,9 @@ func TestDryRun(t *testing.T) {
 				t.Fatalf("deploy.sh %s: %v\nstderr:\n%s", strings.Join(tc.args, " "), err, stderr)
 			}
 			checkNoCalls(t, calls)
+			if !strings.Contains(stderr, tc.stderr) {
+				t.Errorf("deploy.sh %s: stderr %q, want it to contain %q", strings.Join(tc.args, " "), stderr, tc.stderr)
+			}
 			var commands, comments []string
 			for _, line := range strings.Split(strings.TrimSpace(stdout), "\n") {
 				if strings.HasPrefix(line, "#") {
@@ -205,9 +215,6 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--project=p", "--upload-metadata=" + filepath.Join(root, "testdata/devices.json")}, "is json but --object devices.csv is read as csv"},
 		{[]string{"--project=p", "--upload-metadata=" + filepath.Join(root, "testdata/devices.json"), "--object=meta/d.ndjson.gz"}, "pass --object=meta/devices.json"},
 		{[]string{"--project=p", "--env=lower=x"}, "--env wants KEY=VALUE"},
-		{[]string{"--project=p", "--env=METADATA_URI=gs://other/devices.csv"}, "--env METADATA_URI: pass --bucket and --object instead"},
-		{[]string{"--project=p", "--env=BQ_TABLE=p.d.t"}, "--env BQ_TABLE: pass --dataset and --table instead"},
-		{[]string{"--project=p", "--env=BQ_ERROR_TABLE=poison"}, "--env BQ_ERROR_TABLE: pass --error-table instead"},
 		{[]string{"--project=p", "--memory=lots"}, "--memory must be a size such as 512Mi"},
 		{[]string{"--project=p", "--memory=0"}, "--memory must be a size such as 512Mi"},
 		{[]string{"--project=p", "--frobnicate"}, "unknown flag: --frobnicate"},

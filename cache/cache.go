@@ -110,12 +110,15 @@ type Config[T any] struct {
 	MaxShrink float64
 	// ShrinkWait is how long a version rejected only for shrinking past
 	// MaxShrink must stay the source's version before a refresh accepts
-	// it, counted from the first of such versions in a row (an export job
-	// may write the cut again meanwhile): a file cut short by mistake is usually replaced sooner, and a
-	// deliberate cut needs no other action. Default 1h.
+	// it: a file cut short by mistake is usually replaced sooner, and a
+	// deliberate cut needs no other action. A new version of the cut (an
+	// export job may write it again meanwhile) keeps the wait of the one
+	// before if a check saw that one less than 2×MissInterval before it
+	// saw the new one (shrunkSince). Default 1h.
 	ShrinkWait time.Duration
-	// MissInterval bounds Miss to one early version check per interval.
-	// Default 1m.
+	// MissInterval bounds Miss to one early version check per interval,
+	// and is how often Get checks the source while its version is
+	// rejected (at most each TTL). Default 1m.
 	MissInterval time.Duration
 	// LoadTimeout bounds every load and refresh. Default 2m.
 	LoadTimeout time.Duration
@@ -225,7 +228,7 @@ func (c *Cache[T]) Get(ctx context.Context) (*Snapshot[T], error) {
 	if c.rejected.Load() != nil {
 		// A fix of the rejected file, or the end of a shrink's wait,
 		// is found within a minute, not an hour.
-		minAge = c.cfg.MissInterval
+		minAge = min(c.cfg.TTL, c.cfg.MissInterval)
 	}
 	c.startRefresh(ctx, minAge)
 	return s, nil

@@ -105,9 +105,12 @@ func (c *Cache[T]) update(ctx context.Context, cur *Snapshot[T], paced bool) (*S
 		}
 		// held: how long the source has been shrunk against cur, once
 		// that is ShrinkWait; the guard then lets the shrink through.
+		// Measured when the source answered, not after a download that
+		// may take a minute.
 		var held time.Duration
 		now := c.cfg.Now()
-		if since, ok := c.shrunkSince(rej, prev, cur, now); ok && now.Sub(since) >= c.cfg.ShrinkWait {
+		since, shrunk := c.shrunkSince(rej, prev, cur, now)
+		if shrunk && now.Sub(since) >= c.cfg.ShrinkWait {
 			held = now.Sub(since)
 		}
 		if rej != nil && held == 0 {
@@ -121,15 +124,15 @@ func (c *Cache[T]) update(ctx context.Context, cur *Snapshot[T], paced bool) (*S
 			continue
 		}
 		if errors.Is(err, ErrRejected) && rej == nil {
-			now := c.cfg.Now()
 			rej = &rejection{version: v, err: err, at: now, shrink: errors.Is(err, errShrunk)}
-			if since, ok := c.shrunkSince(nil, prev, cur, now); ok && rej.shrink {
+			if shrunk && rej.shrink {
 				rej.at = since // another version of the cut: the wait goes on
 			}
 			if cur != nil {
 				rej.against = cur.Version
 			}
-			rej.logged.Store(&now) // by fail, as "metadata rejected", or by fallback
+			rejectedAt := c.cfg.Now()
+			rej.logged.Store(&rejectedAt) // by fail, as "metadata rejected", or by fallback
 			rej.seen.Store(&now)
 			c.rejected.Store(rej)
 			if s := c.fallback(ctx, cur, rej, paced); s != nil {

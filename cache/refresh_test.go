@@ -690,19 +690,45 @@ func TestShrinkWaitRestartsAfterAnUnseenGap(t *testing.T) {
 }
 
 // TestRejectedVersionCheckedEveryMissInterval: while the source's version
-// is rejected, a fixed file is found within MissInterval, not a TTL.
+// is rejected, a fixed file is found within MissInterval, not a TTL (or
+// within the TTL, if that is shorter).
 func TestRejectedVersionCheckedEveryMissInterval(t *testing.T) {
+	for _, ttl := range []time.Duration{time.Hour, 30 * time.Second} {
+		f := newFixture(t, lines(10), func(c *cache.Config[[]string]) { c.TTL = ttl })
+		f.get()
+		f.write("corrupt") // no newline: a parse error
+		f.clock.Advance(ttl)
+		f.settle() // rejected
+		f.clock.Advance(31 * time.Second)
+		f.settle() // backoff over: still rejected
+		f.write(lines(12))
+		f.clock.Advance(min(ttl, time.Minute))
+		f.settle()
+		if s := f.get(); len(s.Value) != 12 {
+			t.Errorf("TTL %v: Get() = %d lines %v after the rejected file was fixed, want the fix's 12", ttl, len(s.Value), min(ttl, time.Minute))
+		}
+	}
+}
+
+// TestShrinkWaitCountedWhenTheSourceAnswers: the gap between two
+// exports of a cut is measured to when a check saw the new one, not to the
+// end of its download: a download of a minute restarted the wait at every
+// export, and the cut was never accepted.
+func TestShrinkWaitCountedWhenTheSourceAnswers(t *testing.T) {
 	f := newFixture(t, lines(10), nil)
 	f.get()
-	f.write("corrupt") // no newline: a parse error
-	f.clock.Advance(time.Hour)
-	f.settle() // rejected
-	f.clock.Advance(5 * time.Minute)
-	f.write(lines(12))
-	f.clock.Advance(time.Minute)
-	f.settle()
-	if s := f.get(); len(s.Value) != 12 {
-		t.Errorf("Get() = %d lines a minute after the rejected file was fixed, want the fix's 12", len(s.Value))
+	download := func() { f.clock.Advance(61 * time.Second) }
+	f.src.beforeOpen.Store(&download)
+	start := f.clock.Now()
+	for i := 0; f.clock.Now().Sub(start) < 3*time.Hour; i++ {
+		f.write(lines(3) + strings.Repeat("x\n", i%2)) // the cut, exported every 30 minutes
+		for next := f.clock.Now().Add(30 * time.Minute); f.clock.Now().Before(next); {
+			f.clock.Advance(5 * time.Second) // a request every 5 s
+			f.settle()
+		}
+	}
+	if n := len(f.logs.records(t, "metadata shrink accepted")); n != 1 {
+		t.Errorf("%d \"metadata shrink accepted\" lines after 3 hours of half-hourly exports of a cut downloaded in 61 s, want 1", n)
 	}
 }
 

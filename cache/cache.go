@@ -13,8 +13,8 @@
 // keeps that passes, if it keeps any (History). A rejected version is not
 // downloaded again while the source holds it: a check that finds it keeps
 // the value as current (the source answers, and has nothing better), and
-// Get checks again every MissInterval rather than each TTL, so that a fix
-// is found soon. A version rejected only for shrinking is accepted once the
+// Get checks again every minute (MissInterval or the TTL if shorter) rather
+// than each TTL, so that a fix is found soon. A version rejected only for shrinking is accepted once the
 // source has stayed shrunk for ShrinkWait (new versions of the cut seen
 // soon enough included: see shrunkSince). Past MaxStaleness, Get checks
 // the source before it answers (one check shared by concurrent callers)
@@ -72,6 +72,11 @@ const (
 // cold start with the source down does not turn into a burst of loads.
 const coldRetryInterval = time.Second
 
+// maxRecheck bounds how long Get waits to check the source again while its
+// version is rejected (Cache.recheck), so that a fixed file is found soon,
+// and two new versions of a cut seen in a row are at most minutes apart.
+const maxRecheck = time.Minute
+
 // ErrStale is wrapped by the error Get returns when the value was last
 // confirmed current longer than MaxStaleness ago.
 var ErrStale = errors.New("cache: value is stale")
@@ -113,12 +118,11 @@ type Config[T any] struct {
 	// it: a file cut short by mistake is usually replaced sooner, and a
 	// deliberate cut needs no other action. A new version of the cut (an
 	// export job may write it again meanwhile) keeps the wait of the one
-	// before if a check saw that one less than 2×MissInterval before it
-	// saw the new one (shrunkSince). Default 1h.
+	// before if a check saw that one less than two rechecks (two minutes
+	// at most) before it saw the new one (shrunkSince). Default 1h.
 	ShrinkWait time.Duration
-	// MissInterval bounds Miss to one early version check per interval,
-	// and is how often Get checks the source while its version is
-	// rejected (at most each TTL). Default 1m.
+	// MissInterval bounds Miss to one early version check per interval.
+	// Default 1m.
 	MissInterval time.Duration
 	// LoadTimeout bounds every load and refresh. Default 2m.
 	LoadTimeout time.Duration
@@ -164,6 +168,10 @@ type Cache[T any] struct {
 	idle    sync.Cond  // signalled when running drops to 0
 	running int        // loads and refreshes in progress, for Wait
 
+	// recheck is how often Get checks the source while its version is
+	// rejected: the least of MissInterval, the TTL and maxRecheck.
+	recheck time.Duration
+
 	// The real clock and sleep that pace background refreshes (Config.Now
 	// may be a test's fake clock, which parsing does not advance).
 	clock func() time.Time
@@ -194,7 +202,7 @@ func New[T any](cfg Config[T]) *Cache[T] {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	c := &Cache[T]{cfg: cfg, clock: time.Now, sleep: sleepCtx}
+	c := &Cache[T]{cfg: cfg, clock: time.Now, sleep: sleepCtx, recheck: min(cfg.MissInterval, cfg.TTL, maxRecheck)}
 	c.idle.L = &c.mu
 	return c
 }
@@ -218,7 +226,7 @@ func (c *Cache[T]) Get(ctx context.Context) (*Snapshot[T], error) {
 		return c.load(ctx)
 	}
 	age := c.cfg.Now().Sub(s.CheckedAt)
-	if age < c.cfg.TTL && (age < c.cfg.MissInterval || c.rejected.Load() == nil) {
+	if age < c.cfg.TTL && (age < c.recheck || c.rejected.Load() == nil) {
 		return s, nil
 	}
 	if age > c.cfg.MaxStaleness {
@@ -228,7 +236,7 @@ func (c *Cache[T]) Get(ctx context.Context) (*Snapshot[T], error) {
 	if c.rejected.Load() != nil {
 		// A fix of the rejected file, or the end of a shrink's wait,
 		// is found within a minute, not an hour.
-		minAge = min(c.cfg.TTL, c.cfg.MissInterval)
+		minAge = c.recheck
 	}
 	c.startRefresh(ctx, minAge)
 	return s, nil

@@ -147,11 +147,11 @@ func (c *Cache[T]) update(ctx context.Context, cur *Snapshot[T], paced bool) (*S
 // rej is the rejection of the source's version (nil if it is new), prev
 // the last rejection. For a shrink of this version, since it was first
 // rejected. For a new version, since prev was, if prev is a shrink against
-// the same value that a check saw less than 2×MissInterval ago: an export
-// job may write the cut again more often than ShrinkWait, and while a
-// version is rejected Get checks the source every MissInterval, so a
-// good file between two cuts would have been seen, unless it stayed
-// less than that. A shrink that is not seen that often (no requests)
+// the same value that a check saw less than two rechecks ago (two minutes
+// at most): an export job may write the cut again more often than
+// ShrinkWait, and while a version is rejected Get checks the source every
+// recheck, so a good file between two cuts would have been seen, unless
+// it stayed less than that. A shrink that is not seen that often (no requests)
 // waits ShrinkWait again.
 func (c *Cache[T]) shrunkSince(rej, prev *rejection, cur *Snapshot[T], now time.Time) (time.Time, bool) {
 	switch {
@@ -161,7 +161,7 @@ func (c *Cache[T]) shrunkSince(rej, prev *rejection, cur *Snapshot[T], now time.
 		return rej.at, rej.shrink
 	case prev == nil || !prev.shrink || !prev.against.Same(cur.Version):
 		return time.Time{}, false
-	case now.Sub(*prev.seen.Load()) >= 2*c.cfg.MissInterval:
+	case now.Sub(*prev.seen.Load()) >= 2*c.recheck:
 		return time.Time{}, false
 	}
 	return prev.at, true

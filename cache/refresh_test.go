@@ -3,6 +3,7 @@ package cache_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"sync"
@@ -670,31 +671,42 @@ func TestShrinkOfANewExportAcceptedOnTime(t *testing.T) {
 // ShrinkWait again: a good file may have come and gone unseen, and the new
 // cut may be another mistake.
 func TestShrinkWaitRestartsAfterAnUnseenGap(t *testing.T) {
-	f := newFixture(t, lines(10), nil)
-	f.get()
-	f.write(lines(3)) // a mistaken cut
-	f.clock.Advance(time.Hour)
-	f.settle() // rejected
-	f.clock.Advance(5 * time.Minute)
-	f.write(lines(10)) // the good file again, unseen: no requests
-	f.clock.Advance(50 * time.Minute)
-	f.write(lines(4)) // another mistaken cut
-	cut := f.clock.Now()
-	for range 10 {
-		f.clock.Advance(time.Minute)
-		f.settle()
-	}
-	if s := f.get(); len(s.Value) != 10 {
-		t.Errorf("Get() = %d lines %v after the second cut was written, want the 10 lines", len(s.Value), f.clock.Now().Sub(cut))
+	for _, missInterval := range []time.Duration{time.Minute, 2 * time.Hour} { // the window is two minutes at most
+		f := newFixture(t, lines(10), func(c *cache.Config[[]string]) { c.MissInterval = missInterval })
+		f.get()
+		f.write(lines(3)) // a mistaken cut
+		f.clock.Advance(time.Hour)
+		f.settle() // rejected
+		f.clock.Advance(5 * time.Minute)
+		f.write(lines(10)) // the good file again, unseen: no requests
+		f.clock.Advance(50 * time.Minute)
+		f.write(lines(4)) // another mistaken cut
+		cut := f.clock.Now()
+		for range 70 {
+			f.clock.Advance(time.Minute)
+			f.settle()
+			if s, since := f.get(), f.clock.Now().Sub(cut); since < 55*time.Minute && len(s.Value) != 10 {
+				t.Fatalf("MissInterval %v: Get() = %d lines %v after the second cut was written, want the 10 lines", missInterval, len(s.Value), since)
+			}
+		}
+		// The second cut waits an hour from when it was seen, not from the
+		// first cut, and is checked every minute meanwhile.
+		acc := f.logs.records(t, "metadata shrink accepted")
+		if len(acc) != 1 {
+			t.Fatalf("MissInterval %v: \"metadata shrink accepted\" lines %v, want one", missInterval, acc)
+		}
+		if held, _ := time.ParseDuration(fmt.Sprint(acc[0]["held_for"])); held < time.Hour || held > 62*time.Minute {
+			t.Errorf("MissInterval %v: \"metadata shrink accepted\" lines %v, want one held for about an hour", missInterval, acc)
+		}
 	}
 }
 
-// TestRejectedVersionCheckedEveryMissInterval: while the source's version
-// is rejected, a fixed file is found within MissInterval, not a TTL (or
-// within the TTL, if that is shorter).
-func TestRejectedVersionCheckedEveryMissInterval(t *testing.T) {
+// TestRejectedVersionCheckedEveryMinute: while the source's version is
+// rejected, a fixed file is found within a minute, not a TTL (or within
+// the TTL, if that is shorter), whatever MissInterval is.
+func TestRejectedVersionCheckedEveryMinute(t *testing.T) {
 	for _, ttl := range []time.Duration{time.Hour, 30 * time.Second} {
-		f := newFixture(t, lines(10), func(c *cache.Config[[]string]) { c.TTL = ttl })
+		f := newFixture(t, lines(10), func(c *cache.Config[[]string]) { c.TTL, c.MissInterval = ttl, 2*time.Hour })
 		f.get()
 		f.write("corrupt") // no newline: a parse error
 		f.clock.Advance(ttl)

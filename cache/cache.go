@@ -13,12 +13,13 @@
 // keeps that passes, if it keeps any (History). A rejected version is not
 // downloaded again while the source holds it: a check that finds it keeps
 // the value as current (the source answers, and has nothing better), and
-// Get checks again every minute (MissInterval or the TTL if shorter) rather
-// than each TTL, so that a fix is found soon. A version rejected only for shrinking is accepted once the
-// source has stayed shrunk for ShrinkWait (new versions of the cut seen
-// soon enough included: see shrunkSince). Past MaxStaleness, Get checks
-// the source before it answers (one check shared by concurrent callers)
-// and fails with ErrStale if that fails or is backing off. A background refresh is paced: it sleeps between
+// Get checks again every minute (MissInterval or the TTL if shorter)
+// rather than each TTL, so that a fix is found soon. A version rejected
+// only for shrinking is accepted once the source has stayed shrunk for
+// ShrinkWait (new versions of the cut seen soon enough included: see
+// shrunkSince). Past MaxStaleness, Get checks the source before it answers
+// (one check shared by concurrent callers) and fails with ErrStale if that
+// fails or is backing off. A background refresh is paced: it sleeps between
 // reads so that its parse takes at most Config.RefreshShare of its time and
 // leaves the CPU to requests (pace.go).
 //

@@ -151,7 +151,7 @@ func (c *Cache[T]) update(ctx context.Context, cur *Snapshot[T], paced bool) (*S
 // at most): an export job may write the cut again more often than
 // ShrinkWait, and while a version is rejected Get checks the source every
 // recheck, so a good file between two cuts would have been seen, unless
-// it stayed less than that. A shrink that is not seen that often (no requests)
+// it stayed less than that. A shrink not seen that often (no requests)
 // waits ShrinkWait again.
 func (c *Cache[T]) shrunkSince(rej, prev *rejection, cur *Snapshot[T], now time.Time) (time.Time, bool) {
 	switch {

@@ -98,10 +98,15 @@ func (t *thinLines) allow(level slog.Level, msg string) (bool, int) {
 	}
 	ok, n := l.allow(now)
 	if !ok && !t.scheduled {
-		t.scheduled = true
-		t.after(logEvery, func() { t.summarize(false) })
+		t.schedule()
 	}
 	return ok, n
+}
+
+// schedule has summarize run logEvery from now. t.mu is held.
+func (t *thinLines) schedule() {
+	t.scheduled = true
+	t.after(logEvery, func() { t.summarize(false) })
 }
 
 // summarize logs a summary line for each message whose left-out lines no
@@ -114,8 +119,8 @@ func (t *thinLines) summarize(all bool) {
 	}
 	now := t.now()
 	var due []summary
+	pending := false
 	t.mu.Lock()
-	t.scheduled = false
 	for k, l := range t.byMessage {
 		switch {
 		case l.suppressed == 0:
@@ -124,11 +129,12 @@ func (t *thinLines) summarize(all bool) {
 			l.suppressed = 0
 			l.take(now)
 		default:
-			t.scheduled = true
+			pending = true
 		}
 	}
-	if t.scheduled {
-		t.after(logEvery, func() { t.summarize(false) })
+	t.scheduled = false
+	if pending {
+		t.schedule()
 	}
 	t.mu.Unlock()
 	for _, s := range due {

@@ -227,17 +227,20 @@ func (c *Cache[T]) Get(ctx context.Context) (*Snapshot[T], error) {
 		return c.load(ctx)
 	}
 	age := c.cfg.Now().Sub(s.CheckedAt)
-	if age < c.cfg.TTL && (age < c.recheck || c.rejected.Load() == nil) {
+	if age < c.recheck { // recheck is at most the TTL
 		return s, nil
-	}
-	if age > c.cfg.MaxStaleness {
-		return c.renew(ctx, s, age)
 	}
 	minAge := c.cfg.TTL
 	if c.rejected.Load() != nil {
 		// A fix of the rejected file, or the end of a shrink's wait,
 		// is found within a minute, not an hour.
 		minAge = c.recheck
+	}
+	if age < minAge {
+		return s, nil
+	}
+	if age > c.cfg.MaxStaleness {
+		return c.renew(ctx, s, age)
 	}
 	c.startRefresh(ctx, minAge)
 	return s, nil
